@@ -1,0 +1,153 @@
+"""Build one phase's typer command from the flag table and run it.
+
+Each ``lifecycle.cli.<program>`` module declares ``FLAGS`` (names from
+:data:`lifecycle.platform.flags.FLAGS`), ``ARGS`` (min, max positional count; max None = any) and
+``run(ctx)``. This module owns the common template: parse, configure logs, check the Platform API,
+run, and turn :class:`~lifecycle.errors.LifecycleError` into ``ERROR: ...`` plus its exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Annotated, Any
+
+import typer
+
+from lifecycle import __version__, log
+from lifecycle.api import ApiVersion, platform_api
+from lifecycle.cli._argv import normalize
+from lifecycle.errors import ExitCode, LifecycleError
+from lifecycle.platform.flags import COMMON, FLAGS, Flag
+from lifecycle.platform.settings import Settings
+
+_PY_TYPES: dict[str, Any] = {"str": str, "path": str, "int": int, "bool": bool, "list": list[str]}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a phase's CLI module gets: resolved settings, positionals, Platform API, logger."""
+
+    program: str
+    settings: Settings
+    args: tuple[str, ...]
+    api: ApiVersion
+    logger: Any
+
+
+def _option(flag: Flag) -> inspect.Parameter:
+    names = [flag.name, *flag.aliases]
+    if flag.kind == "bool":
+        decls = [f"--{n}/--no-{n}" for n in names]
+    else:
+        decls = [f"--{n}" for n in names]
+    metavar = {"bool": None, "int": "int", "list": "value"}.get(flag.kind, "string")
+    env = f" [env: {', '.join(flag.env)}]" if flag.env else ""
+    default = f" (default: {flag.default})" if flag.default not in (None, "", (), False) else ""
+    opt = typer.Option(*decls, help=f"{flag.help}{default}{env}", metavar=metavar, show_default=False)
+    annotation = Annotated[_PY_TYPES[flag.kind] | None, opt]
+    return inspect.Parameter(flag.name.replace("-", "_"), inspect.Parameter.KEYWORD_ONLY,
+                             default=None, annotation=annotation)
+
+
+def _flags_of(module: ModuleType) -> list[Flag]:
+    return [FLAGS[name] for name in (*module.FLAGS, *COMMON)]
+
+
+def run_program(program: str, argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """Run ``program`` (a phase name such as ``analyzer``) with ``argv``; return the exit code."""
+    module = importlib.import_module(f"lifecycle.cli.{program}")
+    flags = _flags_of(module)
+    takes_value = {"version": False}
+    for flag in flags:
+        for name in (flag.name, *flag.aliases):
+            takes_value[name] = flag.takes_value
+    result: list[int] = []
+
+    def command(**kwargs: Any) -> None:
+        result.append(_execute(program, module, flags, kwargs, environ))
+
+    params = [_option(f) for f in flags]
+    params.append(inspect.Parameter("version", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                    annotation=Annotated[bool, typer.Option("--version",
+                                                                            help="print the version")]))
+    params.append(inspect.Parameter("args", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                    annotation=Annotated[list[str] | None,
+                                                         typer.Argument(metavar=module.USAGE_ARGS)]))
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__doc__ = module.__doc__
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+                      context_settings={"allow_interspersed_args": False,
+                                        "help_option_names": ["--help"]})
+    app.command()(command)
+    try:
+        app(normalize(argv, takes_value), prog_name=program, standalone_mode=True)
+    except SystemExit as exc:
+        if result:
+            return result[0]
+        return int(exc.code) if isinstance(exc.code, int) else ExitCode.FAILED
+    return result[0] if result else ExitCode.OK
+
+
+def _execute(program: str, module: ModuleType, flags: list[Flag], kwargs: dict[str, Any],
+             environ: Mapping[str, str]) -> int:
+    if kwargs.pop("version", False):
+        print(__version__)
+        return ExitCode.OK
+    positionals = tuple(kwargs.pop("args", None) or ())
+    given = {f.name: kwargs.get(f.name.replace("-", "_")) for f in flags}
+    settings = Settings(given, environ)
+    level = str(settings["log-level"])
+    log.configure(level if log.valid_level(level) else "info")
+    logger = log.get_logger()
+    try:
+        if not log.valid_level(level):
+            raise LifecycleError(f"failed to parse arguments: invalid log level '{level}'",
+                                 ExitCode.INVALID_ARGS)
+        api, defaulted = platform_api(environ.get("CNB_PLATFORM_API"))
+        if defaulted:
+            logger.warning(f"CNB_PLATFORM_API is not set; using the newest supported Platform API {api}")
+        for arg in positionals:
+            if arg.startswith("-"):
+                logger.warning(f"unconsumed flag-like positional arg: \n\t{arg}\n\t"
+                               " This will not be interpreted as a flag.\n\t"
+                               "Did you mean to put this before the first positional argument?")
+        low, high = module.ARGS
+        _check_arity(program, positionals, low, high)
+        module.run(Context(program, settings, positionals, api, logger))
+    except LifecycleError as exc:
+        logger.error(exc.message)
+        return exc.code
+    except KeyboardInterrupt:
+        logger.error("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into one line
+        if level == "debug":
+            traceback.print_exc(file=sys.stdout)
+        logger.error(f"unexpected failure: {type(exc).__name__}: {exc}")
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+def _check_arity(program: str, args: tuple[str, ...], low: int, high: int | None) -> None:
+    n = len(args)
+    if high is not None and low == high and n != low:
+        if low == 0:
+            raise LifecycleError("failed to parse arguments: received unexpected arguments",
+                                 ExitCode.INVALID_ARGS)
+        raise LifecycleError(f"failed to parse arguments: received {n} arguments, but expected {low}",
+                             ExitCode.INVALID_ARGS)
+    if n < low:
+        raise LifecycleError("failed to parse arguments: at least one image argument is required",
+                             ExitCode.INVALID_ARGS)
+
+
+def program_environ() -> dict[str, str]:
+    """The process environment, read once here and passed down."""
+    return dict(os.environ)

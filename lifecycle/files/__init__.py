@@ -1,0 +1,1 @@
+"""TOML files exchanged between phases: one module per file, named after it."""

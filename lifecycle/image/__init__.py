@@ -1,0 +1,1 @@
+"""Where images live: references, the layout resolver, and the image stores."""

@@ -1,0 +1,445 @@
+"""OCI image layouts on disk: read any layout real tools write, and write atomically.
+
+Read side (D3, D4): ``index.json`` as OCI index, Docker manifest list or no media type; nested
+indexes followed by platform; OCI or Docker v2s2 manifests; every blob read is checked against
+its digest and size; missing layer blobs (sparse layouts) are fine until their bytes are needed.
+
+Write side (D5): blobs go to a temp file, are fsynced and renamed into place (an existing blob is
+never rewritten); ``index.json`` is replaced atomically while holding an exclusive ``flock`` on
+the layout directory, so concurrent writers of different tags both survive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import platform as _platform
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from lifecycle.errors import ImageError
+from lifecycle.image import model as m
+from lifecycle.image.ref import valid_digest
+
+MAX_JSON_BLOB = 16 * 1024 * 1024
+CHUNK = 1 << 20
+LAYOUT_VERSION = "1.0.0"
+
+_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
+         "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def host_platform() -> m.Platform:
+    """linux and this machine's architecture, in OCI terms."""
+    machine = _platform.machine().lower()
+    return m.Platform(os="linux", architecture=_ARCH.get(machine, machine))
+
+
+@dataclass
+class Image:
+    """A selected image: its manifest and config, and where its blobs live."""
+
+    path: Path
+    manifest_digest: str
+    manifest_size: int
+    manifest: m.Manifest
+    config: m.ImageConfig
+    config_bytes: bytes
+    layout: Layout
+    descriptor: m.Descriptor
+    missing: set[str] = field(default_factory=set)
+
+    @property
+    def identifier(self) -> str:
+        """``<path>@<manifest digest>``, as upstream names layout images."""
+        return f"{self.path}@{self.manifest_digest}"
+
+    @property
+    def diff_ids(self) -> list[str]:
+        """The layers' diffIDs from the config."""
+        return list(self.config.rootfs.diff_ids)
+
+    def has_layer_blob(self, digest: str) -> bool:
+        """Whether the compressed blob is on disk (sparse layouts lack some)."""
+        return self.layout.has_blob(digest)
+
+
+class Layout:
+    """One OCI image layout directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    # ---- reading ---------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """A layout exists when its directory holds ``index.json`` (``oci-layout`` is optional)."""
+        return (self.path / "index.json").is_file()
+
+    def blob_path(self, digest: str) -> Path:
+        """Where the blob ``digest`` lives; refuses malformed digests (they name file paths)."""
+        if not valid_digest(digest):
+            raise ImageError(f"invalid digest '{digest}' in layout {self.path}")
+        alg, hexpart = digest.split(":", 1)
+        return self.path / "blobs" / alg / hexpart
+
+    def has_blob(self, digest: str) -> bool:
+        """Whether the blob file exists."""
+        return self.blob_path(digest).is_file()
+
+    def check_version(self) -> None:
+        """``oci-layout`` may be absent; if present it must say version 1.0.0."""
+        marker = self.path / "oci-layout"
+        if not marker.exists():
+            return
+        try:
+            version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
+        except (ValueError, AttributeError, OSError):
+            raise ImageError(f"invalid oci-layout file in {self.path}") from None
+        if version != LAYOUT_VERSION:
+            raise ImageError(f"unsupported imageLayoutVersion '{version}' in {self.path}/oci-layout "
+                             f"(want {LAYOUT_VERSION})")
+
+    def read_index(self) -> m.Index:
+        """Parse ``index.json``."""
+        self.check_version()
+        try:
+            data = (self.path / "index.json").read_bytes()
+        except OSError as exc:
+            raise ImageError(f"cannot read {self.path}/index.json: {exc.strerror}") from None
+        return self._parse(m.Index, data, f"{self.path}/index.json")
+
+    def read_blob(self, desc: m.Descriptor) -> bytes:
+        """Read a small (JSON) blob and verify its digest and size."""
+        if desc.size > MAX_JSON_BLOB:
+            raise ImageError(f"blob {desc.digest} is too large to be a manifest or config ({desc.size} bytes)")
+        path = self.blob_path(desc.digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ImageError(f"blob {desc.digest} is missing from layout {self.path}") from None
+        except OSError as exc:
+            raise ImageError(f"cannot read blob {desc.digest}: {exc.strerror}") from None
+        _verify(data, desc)
+        return data
+
+    @contextlib.contextmanager
+    def open_blob(self, desc: m.Descriptor) -> Iterator[IO[bytes]]:
+        """Open a (layer) blob for streaming; the reader raises at EOF if digest or size are wrong."""
+        try:
+            raw = open(self.blob_path(desc.digest), "rb")  # noqa: SIM115 - wrapped below
+        except FileNotFoundError:
+            raise ImageError(f"blob {desc.digest} is missing from layout {self.path}") from None
+        with raw:
+            yield VerifyingReader(raw, desc)  # type: ignore[misc]
+
+    def image(self, tag: str | None = None, digest: str | None = None,
+              platform: m.Platform | None = None) -> Image:
+        """Select the image for ``tag``/``digest`` and ``platform`` (D3) and load it."""
+        index = self.read_index()
+        want = platform or host_platform()
+        desc = self._select(index.manifests, tag, digest, want, depth=0, where=f"{self.path}/index.json")
+        return self._load(desc)
+
+    def _select(self, descs: list[m.Descriptor], tag: str | None, digest: str | None, want: m.Platform,
+                depth: int, where: str) -> m.Descriptor:
+        if depth > 4:
+            raise ImageError(f"image indexes nested too deeply in {self.path}")
+        if not descs:
+            raise ImageError(f"no manifests in {where}")
+        chosen = descs
+        if digest:
+            by_digest = [d for d in descs if d.digest == digest]
+            chosen = by_digest or descs
+        if tag and depth == 0 and not (digest and chosen is not descs):
+            named = [d for d in descs if d.ref_name is not None and _ref_matches(d.ref_name, tag)]
+            if named:
+                chosen = named
+            else:
+                others = sorted({d.ref_name for d in descs if d.ref_name})
+                if len(descs) == 1 and others:
+                    raise ImageError(f"reference name mismatch in {where}: want '{tag}', "
+                                     f"found '{others[0]}'")
+                unnamed = [d for d in descs if d.ref_name is None]
+                if not unnamed:
+                    raise ImageError(f"no manifest named '{tag}' in {where} (found: {', '.join(others)})")
+                chosen = unnamed
+        if len(chosen) > 1:
+            chosen = _by_platform(chosen, want)
+        if len(chosen) > 1:
+            listing = ", ".join(f"{d.digest} ({_plat(d)})" for d in chosen)
+            raise ImageError(f"more than one manifest matches in {where}: {listing}")
+        if not chosen:
+            raise ImageError(f"no manifest for platform {_plat_str(want)} in {where}")
+        desc = chosen[0]
+        media = desc.mediaType
+        if media in m.INDEX_TYPES:
+            nested = self._parse(m.Index, self.read_blob(desc), f"index {desc.digest}")
+            return self._select(nested.manifests, None, digest, want, depth + 1, f"index {desc.digest}")
+        if media and media not in m.MANIFEST_TYPES:
+            raise ImageError(f"unexpected media type for {desc.digest}: {media}")
+        return desc
+
+    def _load(self, desc: m.Descriptor) -> Image:
+        data = self.read_blob(desc)
+        raw = _json(data, f"manifest {desc.digest}")
+        if isinstance(raw, dict) and raw.get("mediaType") in m.INDEX_TYPES | {None} and "manifests" in raw:
+            nested = self._parse(m.Index, data, f"index {desc.digest}")
+            return self._load(self._select(nested.manifests, None, None, host_platform(), 1,
+                                           f"index {desc.digest}"))
+        manifest = self._parse(m.Manifest, data, f"manifest {desc.digest}")
+        config_bytes = self.read_blob(manifest.config)
+        config = self._parse(m.ImageConfig, config_bytes, f"config {manifest.config.digest}")
+        if len(config.rootfs.diff_ids) != len(manifest.layers):
+            raise ImageError(f"manifest {desc.digest} lists {len(manifest.layers)} layers but its config "
+                             f"has {len(config.rootfs.diff_ids)} diff_ids")
+        missing = {layer.digest for layer in manifest.layers if not self.has_blob(layer.digest)}
+        return Image(path=self.path, manifest_digest=desc.digest, manifest_size=len(data),
+                     manifest=manifest, config=config, config_bytes=config_bytes, layout=self,
+                     descriptor=desc, missing=missing)
+
+    @staticmethod
+    def _parse(model: type[Any], data: bytes, what: str) -> Any:
+        raw = _json(data, what)
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise ImageError(f"{what} is not valid: {loc}: {first['msg']}") from None
+
+    # ---- writing ---------------------------------------------------------------------------
+    def init(self) -> None:
+        """Create the directory, ``oci-layout`` and ``blobs/sha256`` (idempotent)."""
+        (self.path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        marker = self.path / "oci-layout"
+        if not marker.exists():
+            _atomic_write(marker, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
+
+    def blob_writer(self) -> BlobWriter:
+        """A streaming writer: bytes -> temp file -> fsync -> rename to its digest."""
+        self.init()
+        return BlobWriter(self)
+
+    def put_blob(self, data: bytes, media_type: str) -> m.Descriptor:
+        """Store a small blob (manifest, config); returns its descriptor."""
+        with self.blob_writer() as writer:
+            writer.write(data)
+            return writer.commit(media_type)
+
+    def add_blob_from(self, source: Path, desc: m.Descriptor) -> bool:
+        """Bring blob ``desc`` from another layout's file: hard link when possible, else a
+        verified copy. Returns False (and writes nothing) when the source is absent (sparse)."""
+        target = self.blob_path(desc.digest)
+        if target.is_file() and target.stat().st_size == desc.size:
+            return True
+        if not source.is_file():
+            return False
+        self.init()
+        tmp = target.parent / f".tmp-link-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            os.link(source, tmp)
+            os.replace(tmp, target)
+            return True
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
+                raise ImageError(f"cannot link blob {desc.digest}: {exc.strerror}") from None
+        with open(source, "rb") as src, self.blob_writer() as writer:
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                writer.write(chunk)
+            got = writer.commit(desc.mediaType)
+        if got.digest != desc.digest:
+            raise ImageError(f"blob {desc.digest} in {source.parent} has digest {got.digest}")
+        return True
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on the layout directory (serialises ``index.json`` updates)."""
+        self.init()
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def set_tag(self, desc: m.Descriptor, tag: str) -> None:
+        """Point ``tag`` at ``desc`` in ``index.json``, keeping every other tag's descriptor."""
+        with self.locked():
+            manifests: list[m.Descriptor] = []
+            if (self.path / "index.json").is_file():
+                try:
+                    manifests = [d for d in self.read_index().manifests if d.ref_name != tag]
+                except ImageError:
+                    manifests = []  # an unreadable index is replaced, not merged
+            entry = desc.model_copy(update={"annotations": {**(desc.annotations or {}), m.REF_NAME: tag}})
+            manifests.append(entry)
+            index = m.Index(schemaVersion=2, mediaType=m.OCI_INDEX, manifests=manifests)
+            _atomic_write(self.path / "index.json", json.dumps(index.dump(), indent=2).encode() + b"\n")
+
+
+class BlobWriter:
+    """Streams one blob into ``blobs/sha256`` (temp file, fsync, rename on commit)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        directory = layout.path / "blobs" / "sha256"
+        fd, name = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        self._file = os.fdopen(fd, "wb")
+        self._tmp = Path(name)
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._done = False
+
+    def write(self, data: bytes) -> int:
+        """Append bytes."""
+        self._hash.update(data)
+        self._file.write(data)
+        self.size += len(data)
+        return len(data)
+
+    @property
+    def digest(self) -> str:
+        """Digest of what was written so far."""
+        return "sha256:" + self._hash.hexdigest()
+
+    def commit(self, media_type: str) -> m.Descriptor:
+        """fsync and rename into place; an existing blob of that digest is left untouched."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        target = self.layout.blob_path(self.digest)
+        if target.is_file() and target.stat().st_size == self.size:
+            self._tmp.unlink()
+        else:
+            os.chmod(self._tmp, 0o644)
+            os.replace(self._tmp, target)
+            _fsync_dir(target.parent)
+        self._done = True
+        return m.Descriptor(mediaType=media_type, digest=self.digest, size=self.size)
+
+    def abort(self) -> None:
+        """Drop the temp file."""
+        if not self._done:
+            self._file.close()
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
+            self._done = True
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+
+class VerifyingReader:
+    """A file reader that checks digest and size when the stream ends."""
+
+    def __init__(self, raw: IO[bytes], desc: m.Descriptor) -> None:
+        self._raw = raw
+        self._desc = desc
+        self._hash = hashlib.new(desc.digest.split(":", 1)[0])
+        self._size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes; at EOF verify."""
+        data = self._raw.read(n)
+        self._hash.update(data)
+        self._size += len(data)
+        if not data or (n < 0):
+            self._check()
+        return data
+
+    def _check(self) -> None:
+        got = f"{self._desc.digest.split(':', 1)[0]}:{self._hash.hexdigest()}"
+        if self._size != self._desc.size or got != self._desc.digest:
+            raise ImageError(f"blob {self._desc.digest} is corrupt: got {got}, {self._size} bytes "
+                             f"(want {self._desc.size})")
+
+
+def _verify(data: bytes, desc: m.Descriptor) -> None:
+    alg = desc.digest.split(":", 1)[0]
+    got = f"{alg}:{hashlib.new(alg, data).hexdigest()}"
+    if got != desc.digest:
+        raise ImageError(f"blob {desc.digest} is corrupt: its content has digest {got}")
+    if len(data) != desc.size:
+        raise ImageError(f"blob {desc.digest} has {len(data)} bytes, descriptor says {desc.size}")
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise ImageError(f"{what} is not valid JSON") from None
+
+
+def _ref_matches(ref_name: str, tag: str) -> bool:
+    # Tag-only names (umoci, buildkit) and full names (skopeo, crane --annotate-ref) both count.
+    return ref_name == tag or ref_name.endswith(f":{tag}") or ref_name.endswith(f"@{tag}")
+
+
+def _by_platform(descs: list[m.Descriptor], want: m.Platform) -> list[m.Descriptor]:
+    with_platform = [d for d in descs if d.platform is not None]
+    if not with_platform:
+        return descs
+    exact = [d for d in with_platform if d.platform and d.platform.os == want.os
+             and d.platform.architecture == want.architecture]
+    if want.variant:
+        variant = [d for d in exact if d.platform and d.platform.variant == want.variant]
+        exact = variant or exact
+    return exact
+
+
+def _plat(desc: m.Descriptor) -> str:
+    return _plat_str(desc.platform) if desc.platform else "no platform"
+
+
+def _plat_str(p: m.Platform) -> str:
+    return f"{p.os}/{p.architecture}" + (f"/{p.variant}" if p.variant else "")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(name, 0o644)
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via temp file, fsync and rename (for TOML outputs too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, data)
+
+
+def copy_tree_blob(src: Path, dst: Path) -> None:
+    """Copy a file preserving nothing but bytes (used when hard links cross filesystems)."""
+    shutil.copyfile(src, dst)

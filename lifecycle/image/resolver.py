@@ -1,0 +1,104 @@
+"""The one resolver: an image reference -> its OCI layout directory under the layout root (D2).
+
+Canonical: ``<root>/<registry>/<repository>/<tag>`` or ``.../<alg>/<hex>``. Fallback (the RFC's
+examples): ``<root>/<name as written>`` holding a manifest whose ``ref.name`` is the tag. A
+reference that already names a path under the root is used as that path. Nothing ever resolves
+outside the root.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lifecycle.errors import InputError
+from lifecycle.image import ref as refs
+
+
+@dataclass(frozen=True)
+class Location:
+    """A layout directory, and what to select in its ``index.json``.
+
+    ``tag`` selects by ``org.opencontainers.image.ref.name``; ``digest`` by manifest digest.
+    """
+
+    path: Path
+    tag: str | None
+    digest: str | None
+    ref: refs.ImageRef | None
+
+
+def within(root: Path, path: Path) -> bool:
+    """Lexical containment: ``path`` is ``root`` or below it."""
+    root_s, path_s = os.path.normpath(root), os.path.normpath(path)
+    return path_s == root_s or path_s.startswith(root_s.rstrip("/") + "/")
+
+
+def split_identifier(text: str) -> tuple[str, str | None]:
+    """Split ``<path>@<digest>`` (how ``analyzed.toml`` names a layout image)."""
+    path, sep, digest = text.rpartition("@")
+    if sep and path.startswith("/") and refs.valid_digest(digest):
+        return path, digest
+    return text, None
+
+
+class Resolver:
+    """Maps references to layout directories under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.normpath(os.path.abspath(root)))
+
+    def canonical(self, reference: str) -> Location:
+        """The canonical directory of ``reference`` (where the exporter writes it)."""
+        as_path = self._as_path(reference)
+        if as_path is not None:
+            return as_path
+        parsed = self._parse(reference)
+        path = self.root.joinpath(*parsed.path_parts())
+        self._contain(path, reference)
+        return Location(path, parsed.tag, parsed.digest, parsed)
+
+    def candidates(self, reference: str) -> list[Location]:
+        """Every place ``reference`` may live, in lookup order."""
+        first = self.canonical(reference)
+        if first.ref is None:
+            return [first]
+        fallback = self.root / first.ref.written_name()
+        out = [first]
+        if within(self.root, fallback) and fallback != first.path:
+            out.append(Location(fallback, first.ref.tag, first.ref.digest, first.ref))
+        return out
+
+    def locate(self, reference: str) -> Location | None:
+        """The first candidate directory that holds a layout (``index.json``), or None."""
+        for loc in self.candidates(reference):
+            if (loc.path / "index.json").is_file():
+                return loc
+        return None
+
+    def tried(self, reference: str) -> list[str]:
+        """The candidate paths, for "not found" messages."""
+        return [str(loc.path) for loc in self.candidates(reference)]
+
+    def _parse(self, reference: str) -> refs.ImageRef:
+        try:
+            return refs.parse(reference)
+        except refs.ReferenceError as exc:
+            raise InputError(f"failed to parse arguments: {exc}") from None
+
+    def _as_path(self, reference: str) -> Location | None:
+        text, digest = split_identifier(reference)
+        if not text.startswith("/"):
+            return None
+        path = Path(os.path.normpath(text))
+        if not within(self.root, path):
+            raise InputError(f"failed to parse arguments: image path '{text}' is outside the layout "
+                             f"directory '{self.root}'")
+        return Location(path, None, digest, None)
+
+    def _contain(self, path: Path, reference: str) -> None:
+        # The grammar already forbids '..' and absolute parts; this is the belt to those braces.
+        if not within(self.root, path):
+            raise InputError(f"failed to parse arguments: reference '{reference}' resolves outside the "
+                             f"layout directory")

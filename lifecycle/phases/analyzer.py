@@ -1,0 +1,71 @@
+"""The analyzer: find the run image and the previous image, and describe them in analyzed.toml."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
+from lifecycle.files.analyzed import Analyzed, Distro, PreviousImage, RunImage, Target, label_to_toml
+from lifecycle.image.layout import Image
+from lifecycle.image.store import ImageStore
+
+LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
+
+
+@dataclass(frozen=True)
+class AnalyzeInputs:
+    """Resolved inputs of the analyzer."""
+
+    output_image: str
+    run_image: str
+    previous_image: str
+    skip_layers: bool = False
+
+
+def target_of(image: Image) -> Target:
+    """``[run-image.target]`` from the config and the ``io.buildpacks.base.*`` labels."""
+    config, labels = image.config, image.config.labels
+    if not config.os:
+        raise LifecycleError("failed to analyze: failed to find OS in run image config", ExitCode.ANALYZE)
+    distro = None
+    name, version = labels.get("io.buildpacks.base.distro.name"), labels.get("io.buildpacks.base.distro.version")
+    if name is not None or version is not None:
+        distro = Distro(name=name or "", version=version or "")
+    return Target(id=labels.get("io.buildpacks.base.id") or None, os=config.os, arch=config.architecture,
+                  arch_variant=config.variant or None, distro=distro)
+
+
+def previous_metadata(image: Image) -> dict[str, Any]:
+    """The previous image's lifecycle label as ``[metadata]``; undecodable labels count as empty."""
+    raw = image.config.labels.get(LIFECYCLE_LABEL)
+    if not raw:
+        return {}
+    try:
+        label = json.loads(raw)
+    except ValueError:
+        return {}
+    return label_to_toml(label) if isinstance(label, dict) else {}
+
+
+def analyze(inputs: AnalyzeInputs, store: ImageStore, logger: Any) -> Analyzed:
+    """Read both images and return what analyzed.toml records."""
+    try:
+        previous = store.find(inputs.previous_image) if inputs.previous_image else None
+    except ImageError as exc:
+        raise LifecycleError(f"failed to analyze: reading previous image: {exc}", ExitCode.ANALYZE) from None
+    if previous is None:
+        if inputs.previous_image:
+            logger.info(f'Image with name "{store.where(inputs.previous_image)}" not found')
+        prev_table, metadata = PreviousImage(reference=""), {}
+    else:
+        prev_table, metadata = PreviousImage(reference=previous.identifier), previous_metadata(previous)
+    try:
+        run = store.find(inputs.run_image)
+    except ImageError as exc:
+        raise LifecycleError(f"failed to analyze: reading run image: {exc}", ExitCode.ANALYZE) from None
+    if run is None:
+        raise InputError(f"the run-image could not be found at path: {store.describe(inputs.run_image)}")
+    run_table = RunImage(reference=run.identifier, image=str(run.path), target=target_of(run))
+    return Analyzed(previous_image=prev_table, metadata=metadata, run_image=run_table)

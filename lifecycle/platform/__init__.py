@@ -1,0 +1,1 @@
+"""What the platform says: flag and env names, defaults, precedence and placeholder paths."""
