@@ -1,0 +1,1 @@
+"""App-image launch support: renders the process table sourced by the POSIX sh launcher."""
