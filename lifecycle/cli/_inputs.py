@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from lifecycle.cli._command import Context
-from lifecycle.errors import InputError
+from lifecycle.errors import InputError, LifecycleError
 from lifecycle.files import run as run_toml
 from lifecycle.image import ref as refs
 from lifecycle.image.store import LayoutStore, open_store
+
+if TYPE_CHECKING:
+    from lifecycle.phases.exporter import ExportInputs, ExportResult
 
 
 def store_for(ctx: Context) -> LayoutStore:
@@ -47,3 +54,74 @@ def check_same_registry(output: str, tags: tuple[str, ...]) -> None:
     for tag in tags:
         if not tag.startswith("/") and refs.parse(tag).registry != registry:
             raise InputError("writing to multiple registries is unsupported")
+
+
+def launcher_path(ctx: Context) -> Path:
+    """``-launcher``, else ``/cnb/lifecycle/launcher`` where it exists, else the repo's own."""
+    given = str(ctx.settings["launcher"] or "")
+    if given:
+        return Path(given)
+    installed = Path("/cnb/lifecycle/launcher")
+    if installed.is_file():
+        return installed
+    return Path(__file__).resolve().parents[2] / "cnb" / "lifecycle" / "launcher"
+
+
+def created_time(ctx: Context) -> str:
+    """``SOURCE_DATE_EPOCH`` as RFC 3339, else upstream's fixed 1980-01-01T00:00:01Z."""
+    raw = str(ctx.settings["source-date-epoch"] or "")
+    if raw:
+        try:
+            when = datetime.fromtimestamp(int(raw), tz=UTC)
+            return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (ValueError, OverflowError, OSError):
+            ctx.logger.warning("Ignoring invalid SOURCE_DATE_EPOCH")
+    return "1980-01-01T00:00:01Z"
+
+
+def export_inputs(ctx: Context, store: LayoutStore, *, output: str, tags: tuple[str, ...],
+                  run_image_ref: str = "", previous: str | None = None) -> ExportInputs:
+    """The exporter's inputs: run image per D11 (flag wins over analyzed.toml, with a warning)."""
+    from lifecycle.files import analyzed as analyzed_file
+    from lifecycle.image.resolver import split_identifier
+    from lifecycle.phases.exporter import ExportInputs
+
+    s = ctx.settings
+    check_refs(output, *tags)
+    check_same_registry(output, tags)
+    try:
+        analyzed = analyzed_file.read(s["analyzed"])
+    except (ValueError, LifecycleError) as exc:
+        raise InputError(f"failed to read analyzed metadata {s['analyzed']}: {str(exc).splitlines()[0]}") from None
+    if analyzed is None:
+        ctx.logger.warning(f'No analyzed metadata found at path "{s["analyzed"]}"')
+    recorded = analyzed.run_image.reference if analyzed and analyzed.run_image else ""
+    flag = run_image_ref or str(s["run-image"] or "")
+    if flag:
+        check_refs(flag)
+        if recorded:
+            found = store.resolver.locate(flag)
+            if found is None or str(found.path) != split_identifier(recorded)[0]:
+                ctx.logger.warning(f"-run-image {flag} differs from the run image in analyzed.toml "
+                                   f"({recorded}); using {flag}")
+        run_ref = flag
+    elif recorded:
+        run_ref = recorded
+    else:
+        raise InputError("run image not found in analyzed metadata")
+    if previous is None:
+        previous = analyzed.previous_image.reference if analyzed and analyzed.previous_image else ""
+    return ExportInputs(
+        output_image=output, tags=tags, run_image=run_ref, previous_image=previous,
+        app=Path(s["app"]), layers=Path(s["layers"]), group=Path(s["group"]), launcher=launcher_path(ctx),
+        process_type=str(s["process-type"] or ""), project_metadata=Path(s["project-metadata"]),
+        run=Path(s["run"]), uid=int(s["uid"]), gid=int(s["gid"]), platform_api=str(ctx.api),
+        exec_env=str(s["exec-env"] or ""), created=created_time(ctx))
+
+
+def write_report(ctx: Context, result: ExportResult) -> None:
+    """report.toml: saved paths, manifest digest and size (D5)."""
+    from lifecycle.files import report
+
+    report.write(Path(ctx.settings["report"]), tags=result.paths, digest=result.digest,
+                 manifest_size=result.manifest_size)

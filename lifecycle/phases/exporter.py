@@ -1,0 +1,581 @@
+"""The exporter: assemble the app image and save it as an OCI layout (decision D5).
+
+Layer order (upstream-lifecycle.md §8.1): run image layers; each buildpack's launch layers (group
+order, then layer name); the SBOM layer; app slices then the rest of the app; the launcher;
+``<layers>/config``; ``/cnb/process/<type>`` links. New layers are built in parallel threads and
+streamed into blobs; run-image and reused blobs are hard-linked. ``index.json`` is replaced last,
+atomically, so a failed or killed export leaves the target layout as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
+from lifecycle.files import group as group_file
+from lifecycle.files import layer as layer_file
+from lifecycle.files import metadata as metadata_file
+from lifecycle.files import run as run_toml
+from lifecycle.files._toml import read as read_toml
+from lifecycle.image import model as m
+from lifecycle.image.layout import Image, Layout
+from lifecycle.image.store import LayoutStore
+from lifecycle.launch.script import render_launch_script, write_launch_script
+from lifecycle.layers import slices as app_slices
+from lifecycle.layers.blob import Layer, build_layer, diff_id_of
+from lifecycle.layers.tar import Entry, dir_entries, parent_entries
+
+LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
+BUILD_LABEL = "io.buildpacks.build.metadata"
+PROJECT_LABEL = "io.buildpacks.project.metadata"
+EXEC_ENV_LABEL = "io.buildpacks.exec-env"
+LAUNCHER_PATH = "/cnb/lifecycle/launcher"
+PROCESS_DIR = "/cnb/process"
+DEFAULT_CREATED = "1980-01-01T00:00:01Z"
+BAD_TYPE_CHARS = set("/><:|&\\")
+
+Entries = Callable[[], Iterable[Entry]]
+
+
+@dataclass(frozen=True)
+class ExportInputs:
+    """Resolved inputs of the exporter."""
+
+    output_image: str
+    tags: tuple[str, ...]
+    run_image: str
+    previous_image: str
+    app: Path
+    layers: Path
+    group: Path
+    launcher: Path
+    process_type: str
+    project_metadata: Path
+    run: Path
+    uid: int
+    gid: int
+    platform_api: str
+    exec_env: str = "production"
+    created: str = DEFAULT_CREATED
+    workers: int = 2
+
+
+@dataclass
+class ExportResult:
+    """What was saved: for report.toml and the caller's logs."""
+
+    digest: str
+    manifest_size: int
+    paths: list[str]
+    reused: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Planned:
+    """One new layer of the app image, before it is built."""
+
+    key: str
+    created_by: str
+    entries: Entries
+    reuse: dict[str, m.Descriptor]  # diffID -> previous image blob this layer may reuse
+    label: str = ""  # the lifecycle label slot ("app", "config", ...) or "bp"
+    bp_index: int = -1
+    name: str = ""
+
+
+@dataclass
+class _Built:
+    planned: _Planned
+    diff_id: str
+    descriptor: m.Descriptor
+    reused: bool
+    seconds: float
+
+
+def export(inputs: ExportInputs, store: LayoutStore, logger: Any) -> ExportResult:
+    """Build and save the app image; returns its digest and where it was saved."""
+    try:
+        return _Exporter(inputs, store, logger).run()
+    except ImageError as exc:
+        raise LifecycleError(f"failed to export: {exc}", ExitCode.EXPORT) from None
+    except OSError as exc:
+        raise LifecycleError(f"failed to export: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                             ExitCode.EXPORT) from None
+
+
+def _fail(message: str) -> LifecycleError:
+    return LifecycleError(f"failed to export: {message}", ExitCode.EXPORT)
+
+
+class _Exporter:
+    def __init__(self, inputs: ExportInputs, store: LayoutStore, logger: Any) -> None:
+        self.inputs = inputs
+        self.store = store
+        self.log = logger
+
+    # ---- inputs ---------------------------------------------------------------------------
+    def _run_image(self) -> Image:
+        image = self.store.find(self.inputs.run_image)
+        if image is None:
+            raise InputError(f"the run-image could not be found at path: {self.store.describe(self.inputs.run_image)}")
+        return image
+
+    def _previous(self) -> tuple[Image | None, dict[str, Any]]:
+        if not self.inputs.previous_image:
+            return None, {}
+        try:
+            image = self.store.find(self.inputs.previous_image)
+        except ImageError as exc:
+            self.log.warning(f"Ignoring previous image {self.inputs.previous_image}: {exc}")
+            return None, {}
+        if image is None:
+            return None, {}
+        try:
+            label = json.loads(image.config.labels.get(LIFECYCLE_LABEL) or "{}")
+        except ValueError:
+            label = {}
+        return image, label if isinstance(label, dict) else {}
+
+    def _metadata(self) -> metadata_file.BuildMetadata:
+        path = self.inputs.layers / "config" / "metadata.toml"
+        if not path.exists():
+            return metadata_file.BuildMetadata()
+        try:
+            meta = metadata_file.read(path)
+        except LifecycleError as exc:
+            raise _fail(str(exc)) from None
+        for proc in meta.processes:
+            if not proc.type:
+                raise _fail("type is required for all processes")
+            if BAD_TYPE_CHARS & set(proc.type):
+                raise _fail(f"invalid process type '{proc.type}': type may not contain characters '/><:|&\\'")
+        return meta
+
+    # ---- plan -----------------------------------------------------------------------------
+    def run(self) -> ExportResult:
+        inputs = self.inputs
+        run_image = self._run_image()
+        previous, prev_label = self._previous()
+        if previous is not None:
+            self.log.info(f"Reusing layers from image '{previous.path}'")
+        meta = self._metadata()
+        entrypoint = self._entrypoint(meta)
+        config_dir = inputs.layers / "config"
+        try:
+            render_launch_script(meta.model_dump(by_alias=True))
+        except ValueError as exc:
+            raise _fail(f"invalid process metadata: {exc}") from None
+        bad_links = app_slices.outside_symlinks(inputs.app) if inputs.app.is_dir() else []
+        if bad_links:
+            link, target = bad_links[0]
+            raise _fail(f"app directory contains a symlink pointing outside it: {link} -> {target}")
+        if not inputs.app.is_dir():
+            raise InputError(f"failed to export: app directory {inputs.app} does not exist")
+        prev_by_diff = _descriptors_by_diff(previous)
+        bp_plans, bp_labels, reuse_only = self._buildpack_layers(prev_label, prev_by_diff)
+        plans = [*bp_plans]
+        sbom = inputs.layers / "sbom" / "launch"
+        if sbom.is_dir():
+            plans.append(self._dir_plan("buildpacksio/lifecycle:launch.sbom", "Software Bill-of-Materials",
+                                        sbom, _reuse_one(prev_label.get("sbom"), prev_by_diff), "sbom"))
+        plans.extend(self._app_plans(meta, prev_label, prev_by_diff))
+        launcher = inputs.launcher
+        if not launcher.is_file():
+            raise InputError(f"failed to export: launcher {launcher} not found")
+        plans.append(_Planned("buildpacksio/lifecycle:launcher", "Buildpacks Application Launcher",
+                              lambda: _launcher_entries(launcher),
+                              _reuse_one(prev_label.get("launcher"), prev_by_diff), "launcher"))
+        config_dir.mkdir(parents=True, exist_ok=True)
+        write_launch_script(config_dir)
+        plans.append(self._dir_plan("buildpacksio/lifecycle:config", "Buildpacks Launcher Config", config_dir,
+                                    _reuse_one(prev_label.get("config"), prev_by_diff), "config"))
+        types = sorted(p.type for p in meta.processes)
+        if types:
+            plans.append(_Planned("buildpacksio/lifecycle:process-types", "Buildpacks Process Types",
+                                  lambda: _process_entries(types),
+                                  _reuse_one(prev_label.get("process-types"), prev_by_diff), "process-types"))
+
+        out_path = self.store.output_path(inputs.output_image)
+        out = Layout(out_path)
+        out.init()
+        built = self._build_all(plans, out, previous)
+        reused_bp = [self._reuse_only_layer(key, diff, prev_by_diff, previous, out) for key, diff in reuse_only]
+        return self._save(run_image, previous, out, meta, entrypoint, built, reused_bp, bp_labels)
+
+    def _entrypoint(self, meta: metadata_file.BuildMetadata) -> str:
+        wanted = self.inputs.process_type
+        if wanted:
+            if meta.process(wanted) is None:
+                raise _fail(f"determining entrypoint: tried to set {wanted} to default but it doesn't exist")
+            return wanted
+        default = meta.buildpack_default_process_type
+        if default and meta.process(default) is not None:
+            return default
+        return ""
+
+    def _dir_plan(self, key: str, created_by: str, src: Path, reuse: dict[str, m.Descriptor],
+                  label: str, bp_index: int = -1, name: str = "") -> _Planned:
+        uid, gid = self.inputs.uid, self.inputs.gid
+
+        def entries() -> Iterable[Entry]:
+            image_path = os.path.abspath(src)
+            return [*parent_entries(image_path, src), *dir_entries(src, image_path, uid, gid)]
+
+        return _Planned(key, created_by, entries, reuse, label, bp_index, name)
+
+    def _buildpack_layers(self, prev_label: dict[str, Any], prev_by_diff: dict[str, m.Descriptor]
+                          ) -> tuple[list[_Planned], list[dict[str, Any]], list[tuple[str, str]]]:
+        inputs = self.inputs
+        if inputs.group.exists():
+            group = group_file.read(inputs.group).group
+        else:
+            self.log.warning(f'No group file found at path "{inputs.group}"; exporting without buildpack layers')
+            group = []
+        prev_bps = {bp.get("key"): bp for bp in prev_label.get("buildpacks") or [] if isinstance(bp, dict)}
+        plans: list[_Planned] = []
+        labels: list[dict[str, Any]] = []
+        reuse_only: list[tuple[str, str]] = []
+        bad: list[str] = []
+        for index, bp in enumerate(group):
+            bp_dir = inputs.layers / group_file.escape_id(bp.id)
+            layers_meta: dict[str, Any] = {}
+            entry: dict[str, Any] = {"key": bp.id, "version": bp.version, "layers": layers_meta}
+            prev_layers = (prev_bps.get(bp.id) or {}).get("layers") or {}
+            names = sorted(p.name[:-5] for p in bp_dir.glob("*.toml") if p.name != "store.toml") \
+                if bp_dir.is_dir() else []
+            for name in names:
+                key = f"{bp.id}:{name}"
+                try:
+                    toml = layer_file.read_layer_toml(bp_dir / f"{name}.toml")
+                except LifecycleError:
+                    bad.append(key)
+                    continue
+                if not toml.launch:
+                    continue
+                layer_dir = bp_dir / name
+                layers_meta[name] = {"sha": "", "data": toml.metadata or None, "build": toml.build,
+                                     "launch": True, "cache": toml.cache}
+                if layer_dir.is_dir():
+                    prev_sha = (prev_layers.get(name) or {}).get("sha", "")
+                    reuse = {prev_sha: prev_by_diff[prev_sha]} if prev_sha in prev_by_diff else {}
+                    plans.append(self._dir_plan(key, f"Layer: '{name}', Created by buildpack: {bp}", layer_dir,
+                                                reuse, "bp", index, name))
+                    continue
+                if toml.cache:
+                    raise _fail(f"layer '{key}' is cache=true but has no contents")
+                prev_sha = (prev_layers.get(name) or {}).get("sha", "")
+                if not prev_sha:
+                    raise _fail(f"cannot reuse '{key}', previous image has no metadata for layer '{key}'")
+                layers_meta[name]["sha"] = prev_sha
+                reuse_only.append((key, prev_sha))
+            store_toml = bp_dir / "store.toml"
+            if store_toml.is_file():
+                store_data = read_toml(store_toml) or {}
+                entry["store"] = {"metadata": store_data.get("metadata") or {}}
+            labels.append(entry)
+        if bad:
+            raise _fail(f"failed to parse metadata for layers '[{' '.join(bad)}]'")
+        return plans, labels, reuse_only
+
+    def _app_plans(self, meta: metadata_file.BuildMetadata, prev_label: dict[str, Any],
+                   prev_by_diff: dict[str, m.Descriptor]) -> list[_Planned]:
+        app, uid, gid = self.inputs.app, self.inputs.uid, self.inputs.gid
+        image_app = os.path.abspath(app)
+        prev_app = {a.get("sha", "") for a in prev_label.get("app") or [] if isinstance(a, dict)}
+        reuse = {sha: prev_by_diff[sha] for sha in prev_app if sha in prev_by_diff}
+        globs = [list(s.paths) for s in meta.slices]
+        taken_by_slice, taken = app_slices.plan_slices(app, globs) if globs else ([], set())
+        plans: list[_Planned] = []
+        def slice_of(rels: set[str]) -> Entries:
+            return lambda: app_slices.slice_entries(app, image_app, rels, uid, gid)
+
+        for i, rels in enumerate(taken_by_slice):
+            plans.append(_Planned(f"app slice {i + 1}", f"Application Slice: {i + 1}", slice_of(rels),
+                                  reuse, "app"))
+        created_by = f"Application Slice: {len(globs) + 1}" if globs else "Application Layer"
+        plans.append(_Planned("app", created_by,
+                              lambda: app_slices.rest_entries(app, image_app, taken, uid, gid), reuse, "app"))
+        return plans
+
+    # ---- build ----------------------------------------------------------------------------
+    def _build_one(self, plan: _Planned, out: Layout, previous: Image | None) -> _Built:
+        if plan.reuse and previous is not None:
+            diff_id = diff_id_of(plan.entries())
+            desc = plan.reuse.get(diff_id)
+            if desc is not None:
+                out.add_blob_from(previous.layout.blob_path(desc.digest), desc)
+                return _Built(plan, diff_id, _oci_layer(desc), True, 0.0)
+        layer: Layer = build_layer(plan.entries(), out)
+        return _Built(plan, layer.diff_id, layer.descriptor, False, layer.seconds)
+
+    def _build_all(self, plans: list[_Planned], out: Layout, previous: Image | None) -> list[_Built]:
+        with ThreadPoolExecutor(max_workers=max(1, self.inputs.workers)) as pool:
+            futures: list[Future[_Built]] = [pool.submit(self._build_one, p, out, previous) for p in plans]
+            results: list[_Built] = []
+            app_total = sum(1 for p in plans if p.label == "app")
+            app_seen = app_reused = 0
+            for future in futures:
+                built = future.result()  # in plan order, so the log reads in layer order
+                results.append(built)
+                if built.planned.label != "app":
+                    self._log_layer(built)
+                    continue
+                app_seen += 1
+                app_reused += built.reused
+                if app_seen == app_total:
+                    if app_reused:
+                        self.log.info(f"Reused {app_reused}/{app_total} app layer(s)")
+                    if app_total - app_reused:
+                        self.log.info(f"Added {app_total - app_reused}/{app_total} app layer(s)")
+        return results
+
+    def _log_layer(self, built: _Built) -> None:
+        key = built.planned.key
+        if built.reused:
+            self.log.info(f"Reusing layer '{key}'")
+        else:
+            size = _human(built.descriptor.size)
+            self.log.info(f"Adding layer '{key}' ({size}, {built.seconds:.2f}s)")
+
+    def _reuse_only_layer(self, key: str, diff_id: str, prev_by_diff: dict[str, m.Descriptor],
+                          previous: Image | None, out: Layout) -> tuple[str, str, m.Descriptor]:
+        desc = prev_by_diff.get(diff_id)
+        if desc is None or previous is None:
+            raise _fail(f"cannot reuse '{key}', previous image has no layer with diffID {diff_id}")
+        out.add_blob_from(previous.layout.blob_path(desc.digest), desc)
+        self.log.info(f"Reusing layer '{key}'")
+        return key, diff_id, _oci_layer(desc)
+
+    # ---- save -----------------------------------------------------------------------------
+    def _save(self, run_image: Image, previous: Image | None, out: Layout, meta: metadata_file.BuildMetadata,
+              entrypoint: str, built: list[_Built], reused_bp: list[tuple[str, str, m.Descriptor]],
+              bp_labels: list[dict[str, Any]]) -> ExportResult:
+        inputs = self.inputs
+        for desc in run_image.manifest.layers:
+            out.add_blob_from(run_image.layout.blob_path(desc.digest), desc)  # sparse: stays missing
+        # Buildpack layers keep group order with reuse-only layers in name order among them.
+        bp_built = [b for b in built if b.planned.label == "bp"]
+        ordered_bp: list[tuple[str, str, m.Descriptor, str]] = []
+        for b in bp_built:
+            ordered_bp.append((b.planned.key, b.diff_id, b.descriptor, b.planned.created_by))
+        for key, diff, desc in reused_bp:
+            bp_id, name = key.rsplit(":", 1)
+            ordered_bp.append((key, diff, desc, f"Layer: '{name}', Created by buildpack: {bp_id}"))
+        group_order = {entry["key"]: i for i, entry in enumerate(bp_labels)}
+        ordered_bp.sort(key=lambda t: (group_order.get(t[0].rsplit(":", 1)[0], 0), t[0].rsplit(":", 1)[1]))
+        for key, diff, _desc, _h in ordered_bp:
+            bp_id, name = key.rsplit(":", 1)
+            for entry in bp_labels:
+                if entry["key"] == bp_id and name in entry["layers"]:
+                    entry["layers"][name]["sha"] = diff
+        others = [b for b in built if b.planned.label != "bp"]
+        layer_rows = [(diff, desc, hist) for _k, diff, desc, hist in ordered_bp]
+        layer_rows += [(b.diff_id, b.descriptor, b.planned.created_by) for b in others]
+        created = inputs.created
+        config = self._config(run_image, meta, entrypoint, layer_rows, others, bp_labels, created)
+        config_bytes = m.canonical_json(config)
+        config_desc = out.put_blob(config_bytes, m.OCI_CONFIG)
+        tag = _identifier(inputs.output_image)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": m.OCI_MANIFEST,
+            "config": config_desc.dump(),
+            "layers": [_oci_layer(d).dump() for d in run_image.manifest.layers] + [d.dump() for _, d, _ in layer_rows],
+            "annotations": {m.REF_NAME: tag},
+        }
+        manifest_bytes = m.canonical_json(manifest)
+        manifest_desc = out.put_blob(manifest_bytes, m.OCI_MANIFEST)
+        self.log.info(f"Saving {out.path}...")
+        out.set_tag(manifest_desc, tag)
+        paths = [str(out.path)]
+        for extra in inputs.tags:
+            path = self.store.output_path(extra)
+            copy = Layout(path)
+            copy.init()
+            for desc in [*run_image.manifest.layers, *(d for _, d, _ in layer_rows)]:
+                copy.add_blob_from(out.blob_path(desc.digest), desc)
+            copy.add_blob_from(out.blob_path(config_desc.digest), config_desc)
+            copy.add_blob_from(out.blob_path(manifest_desc.digest), manifest_desc)
+            self.log.info(f"Saving {path}...")
+            copy.set_tag(manifest_desc, _identifier(extra))
+            paths.append(str(path))
+        self.log.info(f"*** Images ({manifest_desc.digest}):")
+        for saved in paths:
+            self.log.info(f"      {saved}")
+        self.log.info(f"*** Manifest Size: {manifest_desc.size}")
+        reused = [b.planned.key for b in built if b.reused] + [k for k, _, _ in reused_bp]
+        added = [b.planned.key for b in built if not b.reused]
+        return ExportResult(manifest_desc.digest, manifest_desc.size, paths, reused, added)
+
+    def _config(self, run_image: Image, meta: metadata_file.BuildMetadata, entrypoint: str,
+                layer_rows: list[tuple[str, m.Descriptor, str]], others: list[_Built],
+                bp_labels: list[dict[str, Any]], created: str) -> dict[str, Any]:
+        inputs = self.inputs
+        config = run_image.config.dump()
+        config.pop("container", None)
+        config["created"] = created
+        history = [h for h in (run_image.config.history or []) if not h.empty_layer]
+        if len(history) != len(run_image.manifest.layers):
+            rows: list[dict[str, Any]] = [{} for _ in run_image.manifest.layers]
+        else:
+            rows = [h.dump() for h in history]
+        for row in rows:
+            row.pop("empty_layer", None)
+            row["created"] = created
+        rows += [{"created": created, "created_by": hist} for _, _, hist in layer_rows]
+        config["history"] = rows
+        config["rootfs"] = {"type": "layers", "diff_ids": [*run_image.diff_ids, *(d for d, _, _ in layer_rows)]}
+        cfg = config.setdefault("config", {})
+        env = _set_env(cfg.get("Env") or [], {
+            "CNB_LAYERS_DIR": os.path.abspath(inputs.layers),
+            "CNB_APP_DIR": os.path.abspath(inputs.app),
+            "CNB_PLATFORM_API": inputs.platform_api,
+            "CNB_DEPRECATION_MODE": "quiet",
+        })
+        run_path = _env_value(env, "PATH")
+        env = _set_env(env, {"PATH": f"{PROCESS_DIR}:/cnb/lifecycle:{run_path or ''}"})
+        cfg["Env"] = env
+        cfg["WorkingDir"] = os.path.abspath(inputs.app)
+        cfg["Entrypoint"] = [f"{PROCESS_DIR}/{entrypoint}"] if entrypoint else [LAUNCHER_PATH]
+        if entrypoint:
+            self.log.info(f"Setting default process type '{entrypoint}'")
+        else:
+            self.log.info("no default process type")
+        cfg.pop("Cmd", None)
+        labels = dict(cfg.get("Labels") or {})
+        by_slot = {b.planned.label: b.diff_id for b in others if b.planned.label != "app"}
+        app_shas = [{"sha": b.diff_id} for b in others if b.planned.label == "app"]
+        run_entry = self._run_toml_entry(run_image)
+        lifecycle_label: dict[str, Any] = {"app": app_shas}
+        if "sbom" in by_slot:
+            lifecycle_label["sbom"] = {"sha": by_slot["sbom"]}
+        lifecycle_label["buildpacks"] = bp_labels
+        lifecycle_label["config"] = {"sha": by_slot.get("config", "")}
+        lifecycle_label["launcher"] = {"sha": by_slot.get("launcher", "")}
+        lifecycle_label["process-types"] = {"sha": by_slot.get("process-types", "")}
+        lifecycle_label["runImage"] = {"topLayer": run_image.diff_ids[-1] if run_image.diff_ids else "",
+                                       "reference": run_image.identifier, **run_entry}
+        lifecycle_label["stack"] = {"runImage": run_entry}
+        labels[LIFECYCLE_LABEL] = _json(lifecycle_label)
+        labels[BUILD_LABEL] = _json(self._build_label(meta))
+        labels[PROJECT_LABEL] = _json(self._project_label())
+        if inputs.exec_env:
+            labels[EXEC_ENV_LABEL] = inputs.exec_env
+        for label in meta.labels:
+            labels[label.key] = label.value
+        for key in (LIFECYCLE_LABEL, BUILD_LABEL, PROJECT_LABEL):
+            self.log.info(f"Adding label '{key}'")
+        cfg["Labels"] = labels
+        return config
+
+    def _run_toml_entry(self, run_image: Image) -> dict[str, Any]:
+        images = run_toml.read_images(self.inputs.run)
+        if images:
+            first = images[0]
+            entry: dict[str, Any] = {"image": str(first["image"])}
+            if first.get("mirrors"):
+                entry["mirrors"] = [str(x) for x in first["mirrors"]]
+            return entry
+        return {"image": self.inputs.run_image if not self.inputs.run_image.startswith("/") else str(run_image.path)}
+
+    def _build_label(self, meta: metadata_file.BuildMetadata) -> dict[str, Any]:
+        buildpacks = []
+        for bp in meta.buildpacks:
+            item: dict[str, Any] = {"id": bp.id, "version": bp.version}
+            if bp.homepage:
+                item["homepage"] = bp.homepage
+            buildpacks.append(item)
+        processes = []
+        for proc in meta.processes:
+            p: dict[str, Any] = {"type": proc.type, "command": list(proc.command), "args": list(proc.args),
+                                 "direct": proc.direct, "buildpackID": proc.buildpack_id}
+            if proc.working_dir:
+                p["working-dir"] = proc.working_dir
+            processes.append(p)
+        from lifecycle import __version__
+
+        launcher = {"version": __version__, "source": {"git": {"repository": "", "commit": ""}}}
+        label: dict[str, Any] = {"buildpacks": buildpacks, "launcher": launcher, "processes": processes}
+        if meta.buildpack_default_process_type:
+            label["buildpack-default-process-type"] = meta.buildpack_default_process_type
+        return label
+
+    def _project_label(self) -> dict[str, Any]:
+        data = read_toml(self.inputs.project_metadata, missing_ok=True)
+        return data or {}
+
+
+def _descriptors_by_diff(image: Image | None) -> dict[str, m.Descriptor]:
+    if image is None:
+        return {}
+    return dict(zip(image.diff_ids, image.manifest.layers, strict=True))
+
+
+def _reuse_one(entry: Any, prev_by_diff: dict[str, m.Descriptor]) -> dict[str, m.Descriptor]:
+    sha = entry.get("sha", "") if isinstance(entry, dict) else ""
+    return {sha: prev_by_diff[sha]} if sha in prev_by_diff else {}
+
+
+def _oci_layer(desc: m.Descriptor) -> m.Descriptor:
+    media = m.TO_OCI_LAYER.get(desc.mediaType, desc.mediaType or m.OCI_LAYER_GZIP)
+    return m.Descriptor(mediaType=media, digest=desc.digest, size=desc.size, urls=desc.urls)
+
+
+def _launcher_entries(launcher: Path) -> list[Entry]:
+    return [Entry("/cnb", "dir", 0o755, 0, 0), Entry("/cnb/lifecycle", "dir", 0o755, 0, 0),
+            Entry(LAUNCHER_PATH, "file", 0o755, 0, 0, source=launcher, size=launcher.stat().st_size)]
+
+
+def _process_entries(types: list[str]) -> list[Entry]:
+    out = [Entry("/cnb", "dir", 0o755, 0, 0), Entry(PROCESS_DIR, "dir", 0o755, 0, 0)]
+    out += [Entry(f"{PROCESS_DIR}/{t}", "symlink", 0o777, 0, 0, linkname=LAUNCHER_PATH) for t in types]
+    return out
+
+
+def _identifier(reference: str) -> str:
+    from lifecycle.image import ref as refs
+
+    if reference.startswith("/"):
+        return "latest"
+    return refs.parse(reference).identifier
+
+
+def _set_env(env: list[str], values: dict[str, str]) -> list[str]:
+    out = list(env)
+    for key, value in values.items():
+        line = f"{key}={value}"
+        for i, existing in enumerate(out):
+            if existing.split("=", 1)[0] == key:
+                out[i] = line
+                break
+        else:
+            out.append(line)
+    return out
+
+
+def _env_value(env: list[str], key: str) -> str | None:
+    for line in env:
+        name, _, value = line.partition("=")
+        if name == key:
+            return value
+    return None
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
