@@ -46,9 +46,10 @@ def check_refs(*references: str, allow_paths: bool = True) -> None:
             raise InputError(f"failed to parse arguments: {exc}") from None
 
 
-def check_same_registry(output: str, tags: tuple[str, ...]) -> None:
-    """Output and ``-tag`` images must share a registry (upstream's rule)."""
-    if not tags or output.startswith("/"):
+def check_same_registry(output: str, tags: tuple[str, ...], *, oci: bool = False) -> None:
+    """Output and ``-tag`` images must share a registry (upstream's rule for registries; layouts are
+    directories, so in OCI mode each tag simply gets its own)."""
+    if oci or not tags or output.startswith("/"):
         return
     registry = refs.parse(output).registry
     for tag in tags:
@@ -88,7 +89,7 @@ def export_inputs(ctx: Context, store: LayoutStore, *, output: str, tags: tuple[
 
     s = ctx.settings
     check_refs(output, *tags)
-    check_same_registry(output, tags)
+    check_same_registry(output, tags, oci=bool(s["oci"]))
     try:
         analyzed = analyzed_file.read(s["analyzed"])
     except (ValueError, LifecycleError) as exc:

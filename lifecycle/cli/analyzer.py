@@ -6,6 +6,7 @@ Usage: analyzer [flags] <image>
 from __future__ import annotations
 
 from lifecycle.cli._command import Context
+from lifecycle.errors import ExitCode, LifecycleError
 
 FLAGS = ("analyzed", "cache-image", "daemon", "gid", "layers", "launch-cache", "oci", "oci-dir",
          "previous-image", "run", "run-image", "skip-layers", "tag", "uid", "insecure-registry")
@@ -24,10 +25,14 @@ def run(ctx: Context) -> None:
     tags = tuple(s["tag"])
     store = store_for(ctx)
     check_refs(output, *tags, str(s["previous-image"]))
-    check_same_registry(output, tags)
+    check_same_registry(output, tags, oci=bool(s["oci"]))
     inputs = AnalyzeInputs(output_image=output, run_image=run_image(ctx, oci=True),
                            previous_image=str(s["previous-image"] or output),
                            skip_layers=bool(s["skip-layers"]))
     check_refs(inputs.run_image)
     result = analyze(inputs, store, ctx.logger)
-    analyzed_file.write(s["analyzed"], result)
+    try:
+        analyzed_file.write(s["analyzed"], result)
+    except OSError as exc:
+        raise LifecycleError(f"failed to write analyzed: {exc.strerror or exc}: {s['analyzed']}",
+                             ExitCode.ANALYZE) from None
