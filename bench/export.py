@@ -1,0 +1,107 @@
+"""Export benchmark: a ~300 MB synthetic app onto the busybox run image, cold and with a previous
+image, against `tar -c | pigz -6` and `umoci repack` of the same tree, measured in the same run.
+
+Run with `make bench`. Prints wall time, peak memory (largest process) and ratios; not a test.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "tests" / "fixtures" / "layout-repo"
+BIN = Path(sys.executable).parent
+
+
+def make_app(root: Path) -> int:
+    """20,000 small text files in 200 dirs, 3 x 64 MiB random, 48 MiB text (seeded)."""
+    r = random.Random(42)
+    (root / "big").mkdir(parents=True)
+    for i in range(3):
+        with open(root / "big" / f"rand{i}.bin", "wb") as f:
+            for _ in range(64):
+                f.write(r.randbytes(1 << 20))
+    words = ["".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randint(2, 10))) for _ in range(5000)]
+
+    def text(n: int) -> str:
+        out, size = [], 0
+        while size < n:
+            w = r.choice(words)
+            out.append(w)
+            size += len(w) + 1
+        return " ".join(out)[:n] + "\n"
+
+    with open(root / "big" / "log.txt", "w") as f:
+        for _ in range(48):
+            f.write(text(1 << 20))
+    for d in range(200):
+        sub = root / "small" / f"d{d:03d}"
+        sub.mkdir(parents=True)
+        for i in range(100):
+            (sub / f"f{i:03d}.txt").write_text(text(r.randint(500, 6000)))
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def timed(cmd: list[str] | str, *, env: dict[str, str] | None = None, shell: bool = False) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of the largest process of ``cmd``."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise SystemExit(f"benchmark command failed: {cmd}\n{err}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="lifecycle-bench-"))
+    try:
+        app, layers, oci = work / "workspace", work / "layers", work / "oci"
+        size = make_app(app)
+        shutil.copytree(FIXTURE, oci)
+        (layers / "config").mkdir(parents=True)
+        (layers / "group.toml").write_text("")
+        env = {**os.environ, "CNB_PLATFORM_API": "0.15", "PATH": f"{BIN}:{os.environ['PATH']}"}
+        common = ["-oci", "-oci-dir", str(oci), "-layers", str(layers)]
+        subprocess.run([str(BIN / "analyzer"), *common, "-run-image", "busybox", "bench-app"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        cold = timed([str(BIN / "exporter"), *common, "-app", str(app), "bench-app"], env=env)
+        subprocess.run([str(BIN / "analyzer"), *common, "-run-image", "busybox", "bench-app"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        warm = timed([str(BIN / "exporter"), *common, "-app", str(app), "bench-app"], env=env)
+        pigz = timed(f"tar -C {work} -cf - workspace | pigz -6 > {work}/ref.tgz", shell=True)
+        umoci = umoci_repack(work, app)
+        mib = size / (1 << 20)
+        print(f"app: {mib:.0f} MiB in {sum(1 for _ in app.rglob('*'))} entries; 2 export threads; isal level 2")
+        print(f"{'what':<36}{'wall s':>8}{'peak MiB':>10}{'vs pigz':>9}{'vs umoci':>9}")
+        for name, (wall, peak) in (("exporter, cold", cold), ("exporter, with previous image", warm),
+                                   ("tar -c | pigz -6 (reference)", pigz), ("umoci repack (reference)", umoci)):
+            print(f"{name:<36}{wall:>8.2f}{peak:>10.0f}{wall / pigz[0]:>9.2f}{wall / umoci[0]:>9.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def umoci_repack(work: Path, app: Path) -> tuple[float, float]:
+    """Time `umoci repack` of the same tree (bundle prepared beforehand, not timed)."""
+    umoci = shutil.which("umoci")
+    if umoci is None:
+        raise SystemExit("umoci is not installed (run .ci/run or apt-get install umoci)")
+    layout, bundle = work / "umoci-layout", work / "umoci-bundle"
+    subprocess.run([umoci, "init", "--layout", str(layout)], check=True)
+    subprocess.run([umoci, "new", "--image", f"{layout}:t"], check=True)
+    subprocess.run([umoci, "unpack", "--rootless", "--image", f"{layout}:t", str(bundle)], check=True,
+                   stdout=subprocess.DEVNULL)
+    shutil.copytree(app, bundle / "rootfs" / "workspace", symlinks=True)
+    return timed([umoci, "repack", "--image", f"{layout}:t", str(bundle)])
+
+
+if __name__ == "__main__":
+    main()
