@@ -22,7 +22,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 demo: install
-	$(PY) -m samples.demo
+	$(PY) samples/demo.py
 
 bench: install
 	$(PY) bench/export.py

@@ -1,15 +1,39 @@
-"""The builder phase (not built yet)."""
+"""Builder: runs each buildpack of group.toml; writes <layers>/config/metadata.toml.
+
+Usage: builder [flags]
+"""
 
 from __future__ import annotations
 
-from lifecycle.cli._command import Context
-from lifecycle.errors import LifecycleError
+from pathlib import Path
 
-FLAGS: tuple[str, ...] = ()
-ARGS: tuple[int, int | None] = (0, None)
+from lifecycle.cli._command import Context
+
+FLAGS = ("analyzed", "app", "build-config", "buildpacks", "gid", "group", "layers", "plan", "platform", "uid")
+ARGS: tuple[int, int | None] = (0, 0)
 USAGE_ARGS = "[args]..."
 
 
 def run(ctx: Context) -> None:
-    """Not built yet: a clear error and a non-zero exit."""
-    raise LifecycleError("the builder phase is not implemented yet")
+    """Resolve inputs, build, write metadata.toml."""
+    from lifecycle.files import analyzed as analyzed_file
+    from lifecycle.files import group as group_file
+    from lifecycle.files import metadata as metadata_file
+    from lifecycle.files import plan as plan_file
+    from lifecycle.phases.builder import BuildInputs, build
+    from lifecycle.priv import run_as_for
+
+    s = ctx.settings
+    layers = Path(s["layers"])
+    analyzed_path = Path(s["analyzed"])
+    analyzed = analyzed_file.read(analyzed_path)
+    if analyzed is None:
+        ctx.logger.warning(f'No analyzed metadata found at path "{analyzed_path}"')
+    build_config = Path(s["build-config"]) if s["build-config"] else None
+    inputs = BuildInputs(app_dir=Path(s["app"]), layers_dir=layers, platform_dir=Path(s["platform"]),
+                         buildpacks_dir=Path(s["buildpacks"]), group=group_file.read(Path(s["group"])),
+                         plan=plan_file.read(Path(s["plan"])), platform_api=ctx.api, analyzed=analyzed,
+                         build_config_dir=build_config, exec_env=str(s["exec-env"] or ""),
+                         environ=s.environ, run_as=run_as_for(int(s["uid"]), int(s["gid"])))
+    metadata = build(inputs, ctx.logger)
+    metadata_file.write(layers / "config" / "metadata.toml", metadata)

@@ -1,15 +1,35 @@
-"""The detector phase (not built yet)."""
+"""Detector: finds the first buildpack group that passes detection; writes group.toml and plan.toml.
+
+Usage: detector [flags]
+"""
 
 from __future__ import annotations
 
-from lifecycle.cli._command import Context
-from lifecycle.errors import LifecycleError
+from pathlib import Path
 
-FLAGS: tuple[str, ...] = ()
-ARGS: tuple[int, int | None] = (0, None)
+from lifecycle.cli._command import Context
+
+FLAGS = ("analyzed", "app", "build-config", "buildpacks", "gid", "group", "layers", "order", "plan",
+         "platform", "run", "system", "uid")
+ARGS: tuple[int, int | None] = (0, 0)
 USAGE_ARGS = "[args]..."
 
 
 def run(ctx: Context) -> None:
-    """Not built yet: a clear error and a non-zero exit."""
-    raise LifecycleError("the detector phase is not implemented yet")
+    """Resolve inputs, detect, write group.toml and plan.toml."""
+    from lifecycle.files import group as group_file
+    from lifecycle.files import plan as plan_file
+    from lifecycle.phases.detector import DetectInputs, detect
+    from lifecycle.priv import run_as_for
+
+    s = ctx.settings
+    build_config = Path(s["build-config"]) if s["build-config"] else None
+    inputs = DetectInputs(app_dir=Path(s["app"]), buildpacks_dir=Path(s["buildpacks"]),
+                          order_path=Path(s["order"]), system_path=Path(s["system"]),
+                          platform_dir=Path(s["platform"]), analyzed_path=Path(s["analyzed"]),
+                          platform_api=ctx.api, build_config_dir=build_config,
+                          exec_env=str(s["exec-env"] or ""), environ=s.environ,
+                          run_as=run_as_for(int(s["uid"]), int(s["gid"])))
+    result = detect(inputs, ctx.logger)
+    group_file.write(Path(s["group"]), result.group)
+    plan_file.write(Path(s["plan"]), result.plan)

@@ -87,22 +87,23 @@ _JSON_TO_TOML = {"runImage": "run-image", "topLayer": "top-layer"}
 _TOML_TO_JSON = {v: k for k, v in _JSON_TO_TOML.items()}
 
 
-def _rename(value: Any, names: dict[str, str], data_from: str, data_to: str, in_layers: bool = False) -> Any:
+def _rename(value: Any, names: dict[str, str], data_from: str, data_to: str) -> Any:
+    """Rename the label's own keys; buildpack-owned data (layer data, store) is kept verbatim."""
     if isinstance(value, list):
         return [_rename(v, names, data_from, data_to) for v in value]
     if not isinstance(value, dict):
         return value
     out: dict[str, Any] = {}
     for key, item in value.items():
-        if in_layers:
-            # Values under "layers" are per-layer tables: rename their data key only.
-            out[key] = {(data_to if k == data_from else k): v for k, v in item.items()} \
-                if isinstance(item, dict) else item
-            continue
-        if key in ("data", "metadata") and key == data_from and not in_layers:
-            out[names.get(key, key)] = item
-            continue
-        out[names.get(key, key)] = _rename(item, names, data_from, data_to, in_layers=(key == "layers"))
+        if key == "layers" and isinstance(item, dict):
+            # Per-layer tables: only their data key changes name (JSON "data", TOML "metadata").
+            out[key] = {name: ({(data_to if k == data_from else k): v for k, v in layer.items()}
+                               if isinstance(layer, dict) else layer)
+                        for name, layer in item.items()}
+        elif key == "store":
+            out[key] = item
+        else:
+            out[names[key] if key in names else key] = _rename(item, names, data_from, data_to)
     return out
 
 

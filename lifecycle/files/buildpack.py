@@ -1,0 +1,123 @@
+"""``buildpack.toml``: a buildpack's descriptor, found at ``<buildpacks>/<id with _>/<version>/``.
+
+::
+
+    api = "0.10"
+    [buildpack]
+      id = "samples/hello"
+      version = "0.0.1"
+      name = "Hello"
+      homepage = "..."
+      clear-env = false
+      exec-env = ["production"]     # Buildpack API 0.12
+      sbom-formats = [...]
+    [[targets]]
+      os = "linux"
+      arch = "amd64"
+      [[targets.distros]]
+        name = "ubuntu"
+        version = "22.04"
+    [[order]]                        # composite buildpacks only
+      [[order.group]]
+        id = "..."
+        version = "..."
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lifecycle.errors import LifecycleError
+from lifecycle.files import _toml
+from lifecycle.files.group import escape_id
+from lifecycle.files.order import OrderGroup
+
+__all__ = ["BuildpackInfo", "BuildpackToml", "Distro", "TargetSpec", "lookup", "read"]
+
+
+class _Kebab(BaseModel):
+    model_config = ConfigDict(alias_generator=lambda s: s.replace("_", "-"), populate_by_name=True,
+                              extra="ignore")
+
+
+class BuildpackInfo(_Kebab):
+    """``[buildpack]``."""
+
+    id: str = ""
+    version: str = ""
+    name: str = ""
+    homepage: str = ""
+    clear_env: bool = False
+    exec_env: list[str] = Field(default_factory=list)
+    sbom_formats: list[str] = Field(default_factory=list)
+
+
+class Distro(_Kebab):
+    """``[[targets.distros]]``."""
+
+    name: str = ""
+    version: str = ""
+
+
+class TargetSpec(_Kebab):
+    """``[[targets]]``: where the buildpack can run; empty fields match anything."""
+
+    os: str = ""
+    arch: str = ""
+    arch_variant: str = ""
+    distros: list[Distro] = Field(default_factory=list)
+
+
+class _Stack(_Kebab):
+    id: str = ""
+
+
+class BuildpackToml(_Kebab):
+    """The whole file, plus the directory it was read from."""
+
+    api: str = ""
+    buildpack: BuildpackInfo = Field(default_factory=BuildpackInfo)
+    order: list[OrderGroup] = Field(default_factory=list)
+    targets: list[TargetSpec] = Field(default_factory=list)
+    stacks: list[_Stack] = Field(default_factory=list)
+    dir: Path = Field(default=Path("."), exclude=True)
+
+    @property
+    def is_composite(self) -> bool:
+        """A composite buildpack has an ``[[order]]`` and no executables."""
+        return bool(self.order)
+
+    def target_list(self) -> list[TargetSpec]:
+        """Declared targets; inferred as upstream when none (``*`` stack: any; ``bin/build``: linux)."""
+        if self.targets:
+            return list(self.targets)
+        out: list[TargetSpec] = []
+        for stack in self.stacks:
+            if stack.id == "io.buildpacks.stacks.bionic":
+                bionic = Distro(name="ubuntu", version="18.04")
+                out.append(TargetSpec(os="linux", arch="amd64", distros=[bionic]))
+            elif stack.id == "*":
+                out.append(TargetSpec())
+        if not out and (self.dir / "bin" / "build").exists():
+            out.append(TargetSpec(os="linux"))
+        return out
+
+
+def read(path: Path) -> BuildpackToml:
+    """Read a ``buildpack.toml``; errors are :class:`LifecycleError` (code 1, callers re-wrap)."""
+    path = Path(path)
+    try:
+        data = _toml.read(path)
+        descriptor = BuildpackToml.model_validate(data or {})
+    except LifecycleError as exc:
+        raise LifecycleError(exc.message) from None
+    except ValidationError as exc:
+        raise LifecycleError(f"failed to parse {path}: {exc.errors()[0]['msg']}") from None
+    return descriptor.model_copy(update={"dir": path.parent.resolve()})
+
+
+def lookup(buildpacks_dir: Path, buildpack_id: str, version: str) -> BuildpackToml:
+    """``<buildpacks>/<id with / as _>/<version>/buildpack.toml``."""
+    return read(Path(buildpacks_dir) / escape_id(buildpack_id) / version / "buildpack.toml")
