@@ -1,5 +1,5 @@
 """Exporter: assembles the app image from the run image, buildpack launch layers and the app,
-and saves it (as an OCI layout with -oci).
+and saves it (as an OCI layout with -oci); then writes the build cache.
 
 Usage: exporter [flags] <image> [<tag>...]
 """
@@ -16,11 +16,45 @@ USAGE_ARGS = "<image> [<tag>...]"
 
 
 def run(ctx: Context) -> None:
-    """Resolve inputs, export, write report.toml."""
+    """Resolve inputs, export the image and the cache (concurrently with -parallel), write report.toml."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from lifecycle.cache import CacheError, from_settings
     from lifecycle.cli._inputs import export_inputs, store_for, write_report
+    from lifecycle.files import group as group_file
+    from lifecycle.phases.cache_export import export_cache
     from lifecycle.phases.exporter import export
 
+    s = ctx.settings
     store = store_for(ctx)
     inputs = export_inputs(ctx, store, output=ctx.args[0], tags=tuple(ctx.args[1:]))
-    result = export(inputs, store, ctx.logger)
+    try:
+        cache = from_settings(s, ctx.logger)
+    except CacheError as exc:
+        ctx.logger.warning(f"Failed to export cache: {exc}")
+        cache = None
+    if cache is None:
+        ctx.logger.warning("No cached data will be used, no cache specified.")
+        if s["parallel"]:
+            ctx.logger.warning("Parallel export has been enabled, but it has not taken effect because no cache "
+                               "has been specified.")
+        write_report(ctx, export(inputs, store, ctx.logger))
+        return
+    group = group_file.read(Path(s["group"])).group if Path(s["group"]).exists() else []
+
+    def write_cache() -> None:
+        assert cache is not None
+        export_cache(cache, Path(s["layers"]), group, int(s["uid"]), int(s["gid"]), ctx.logger)
+
+    if s["parallel"]:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(write_cache)
+            try:
+                result = export(inputs, store, ctx.logger)
+            finally:
+                pending.result()
+    else:
+        result = export(inputs, store, ctx.logger)
+        write_cache()
     write_report(ctx, result)

@@ -1,0 +1,129 @@
+"""The build cache: what the restorer reads and the exporter writes.
+
+Two kinds share one interface (:class:`Cache`):
+
+- :class:`~lifecycle.cache.volume.VolumeCache` (``-cache-dir``): upstream's directory format;
+- :class:`~lifecycle.cache.image.ImageCache` (``-cache-image`` with ``-oci``): a cache image in
+  an OCI layout under the layout root.
+
+Layers are identified by diffID (``sha256:<hex>`` of the uncompressed tar). Reading a layer
+hands out the uncompressed tar stream; the reader verifies it (the restorer hashes while it
+extracts). A missing or corrupt layer raises :class:`CacheReadError`, which callers treat as
+"skip this layer with a warning", never as a failed build.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata
+
+if TYPE_CHECKING:
+    from lifecycle.image.store import LayoutStore
+    from lifecycle.platform.settings import Settings
+
+__all__ = ["METADATA_LABEL", "Cache", "CacheError", "CacheMetadata", "CacheReadError", "check_diff_id",
+           "from_settings", "open_cache"]
+
+_DIFF_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class CacheError(Exception):
+    """The cache could not be opened, read or written."""
+
+
+class CacheReadError(CacheError):
+    """A cached layer is missing, unreadable or does not match its diffID (skip it, warn)."""
+
+
+def check_diff_id(diff_id: str) -> str:
+    """diffIDs name files: accept only ``sha256:<64 lowercase hex>``."""
+    if not _DIFF_ID.match(diff_id):
+        raise CacheError(f"invalid layer diffID '{diff_id}'")
+    return diff_id
+
+
+class Cache(Protocol):
+    """What the restorer and the exporter need from a cache."""
+
+    @property
+    def name(self) -> str:
+        """The cache directory or image reference, for messages."""
+        ...
+
+    def exists(self) -> bool:
+        """Whether a committed cache was found."""
+        ...
+
+    def metadata(self) -> CacheMetadata:
+        """The committed metadata; empty (with a warning) when missing or unreadable."""
+        ...
+
+    def retrieve_layer(self, diff_id: str) -> AbstractContextManager[IO[bytes]]:
+        """The committed layer's uncompressed tar as a stream (not verified: hash while reading).
+
+        Raises CacheReadError when the layer is not in the cache."""
+        ...
+
+    def verify_layer(self, diff_id: str) -> None:
+        """Re-hash the committed layer; CacheReadError when missing or different."""
+        ...
+
+    def add_layer(self, source: Path | IO[bytes], diff_id: str) -> None:
+        """Stage a layer tar (a file path, linked or copied; or an uncompressed stream)."""
+        ...
+
+    def reuse_layer(self, diff_id: str) -> None:
+        """Stage the committed layer ``diff_id`` unchanged (verified first; CacheReadError if bad)."""
+        ...
+
+    def set_metadata(self, metadata: CacheMetadata) -> None:
+        """Stage the metadata."""
+        ...
+
+    def commit(self) -> None:
+        """Make the staged layers and metadata the committed cache (atomically)."""
+        ...
+
+    def scratch_dir(self) -> Path:
+        """A directory for temporary layer tars, on the cache's filesystem when possible."""
+        ...
+
+
+def open_cache(*, cache_dir: str | Path | None, cache_image: str | None, store: LayoutStore | None,
+               logger: Any) -> Cache | None:
+    """Open the cache the platform asked for: the image wins over the directory (upstream); None
+    when neither is given. Raises CacheError when the cache cannot be opened."""
+    if cache_image:
+        from lifecycle.cache.image import ImageCache
+
+        if store is None:
+            raise CacheError("cache images are only supported in OCI layout mode (-oci)")
+        return ImageCache(store, cache_image, logger)
+    if cache_dir:
+        from lifecycle.cache.volume import VolumeCache
+
+        return VolumeCache(Path(cache_dir), logger)
+    return None
+
+
+def from_settings(settings: Settings, logger: Any) -> Cache | None:
+    """``open_cache`` from a phase's resolved settings (``-cache-dir``, ``-cache-image``, ``-oci``,
+    ``-oci-dir``, ``-daemon``)."""
+    image = str(settings["cache-image"] or "")
+    store = None
+    if image:
+        from lifecycle.image.store import LayoutStore, open_store
+
+        if not settings["oci"]:
+            raise CacheError("-cache-image is supported in OCI layout mode (-oci) only; use -cache-dir "
+                             "otherwise")
+        opened = open_store(oci=True, daemon=bool(settings["daemon"]), oci_dir=str(settings["oci-dir"]))
+        if not isinstance(opened, LayoutStore):  # pragma: no cover - open_store(oci=True) is a layout
+            raise CacheError("-cache-image needs an OCI layout store")
+        store = opened
+    return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, store=store,
+                      logger=logger)

@@ -1,0 +1,303 @@
+"""The cache image (``-cache-image <ref>`` with ``-oci``): a cache kept as an image in an OCI layout.
+
+The reference is resolved like every other image (``LayoutStore``); the cache is written to the
+canonical directory ``store.output_path(ref)`` and tagged there with the reference's tag. Its
+layers are the cached layer tars, gzip-compressed (``application/vnd.oci.image.layer.v1.tar+gzip``),
+in the order they were staged; its config's ``rootfs.diff_ids`` names them and its label
+``io.buildpacks.lifecycle.cache.metadata`` holds the metadata. Blobs go through the layout write
+API (temp file, fsync, rename); ``index.json`` changes atomically under the layout lock. Unchanged
+layers keep their blob (nothing is rewritten). After the new manifest is tagged, the previous cache
+image's blobs that nothing in ``index.json`` references any more are deleted, so the cache does not
+grow without bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+import isal.igzip as igzip
+import isal.igzip_lib as igzip_lib
+
+from lifecycle.cache import CacheError, CacheReadError, check_diff_id
+from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata, parse
+from lifecycle.errors import ImageError, LifecycleError
+from lifecycle.image import model as m
+from lifecycle.image.layout import BlobWriter, Image, Layout, host_platform
+from lifecycle.image.store import LayoutStore
+
+CHUNK = 1 << 20
+CREATED = "1980-01-01T00:00:01Z"
+_GZIP_TYPES = {m.OCI_LAYER_GZIP, m.DOCKER_LAYER_GZIP, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"}
+_TAR_TYPES = {m.OCI_LAYER, "application/vnd.docker.image.rootfs.diff.tar"}
+_ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)  # typed as an instance in isal's stubs
+_READ_ERRORS = (ImageError, OSError, EOFError, zlib.error, _ISAL_ERROR)  # BadGzipFile is an OSError
+
+
+class _CheckedStream:
+    """A layer stream whose read errors (missing/corrupt blob, bad gzip) are CacheReadErrors."""
+
+    def __init__(self, raw: Any, diff_id: str) -> None:
+        self._raw = raw
+        self._diff_id = diff_id
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data: bytes = self._raw.read(n)
+        except _READ_ERRORS as exc:
+            raise CacheReadError(f"failed to read cache layer with SHA '{self._diff_id}': {exc}") from None
+        return data
+
+
+class _RawReader(io.RawIOBase):
+    """``readinto`` over a ``read``-only stream (igzip's reader needs it)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data: bytes = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Sink:
+    """File-like adapter so the gzip writer streams into a BlobWriter."""
+
+    def __init__(self, writer: BlobWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes) -> int:
+        return self._writer.write(bytes(data))
+
+    def flush(self) -> None:
+        pass
+
+
+class ImageCache:
+    """A cache image in a layout (see the module doc)."""
+
+    def __init__(self, store: LayoutStore, reference: str, logger: Any) -> None:
+        self.reference = reference
+        self.logger = logger
+        try:
+            location = store.resolver.canonical(reference)
+        except LifecycleError as exc:
+            raise CacheError(f"failed to create image cache: {exc.message}") from None
+        if location.digest:
+            raise CacheError(f"failed to create image cache: cache image '{reference}' must be a tag, "
+                             "not a digest")
+        self.path = location.path
+        self.tag = location.tag or "latest"
+        self.layout = Layout(self.path)
+        self.previous: Image | None = None
+        try:
+            self.previous = store.find(reference)
+        except ImageError as exc:
+            self.logger.warning(f"Ignoring cache image '{reference}': {exc}; using an empty cache")
+        self._by_diff: dict[str, m.Descriptor] = {}
+        if self.previous is not None:
+            for diff_id, desc in zip(self.previous.diff_ids, self.previous.manifest.layers, strict=True):
+                self._by_diff.setdefault(diff_id, desc)
+        self._staged: dict[str, m.Descriptor] = {}
+        self._metadata = CacheMetadata()
+        self._committed = False
+        self._scratch: Path | None = None
+
+    # ---- reading -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The cache image reference."""
+        return self.reference
+
+    def exists(self) -> bool:
+        """Whether the cache image was found."""
+        return self.previous is not None
+
+    def metadata(self) -> CacheMetadata:
+        """The label of the previous cache image; empty (with a warning) when unreadable."""
+        if self.previous is None:
+            return CacheMetadata()
+        raw = self.previous.config.labels.get(METADATA_LABEL)
+        if not raw:
+            return CacheMetadata()
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            self.logger.warning(f"Ignoring metadata of cache image '{self.reference}': {exc}; "
+                                "using an empty cache")
+            return CacheMetadata()
+
+    def _descriptor(self, diff_id: str) -> m.Descriptor:
+        check_diff_id(diff_id)
+        desc = self._by_diff.get(diff_id)
+        if desc is None or self.previous is None:
+            raise CacheReadError(f"failed to find cache layer with SHA '{diff_id}'")
+        if not self.previous.layout.has_blob(desc.digest):
+            raise CacheReadError(f"failed to find cache layer with SHA '{diff_id}' (blob {desc.digest} "
+                                 "is missing)")
+        return desc
+
+    @contextlib.contextmanager
+    def retrieve_layer(self, diff_id: str) -> Iterator[IO[bytes]]:
+        """The layer's uncompressed tar; the compressed digest is checked at end of stream."""
+        desc = self._descriptor(diff_id)
+        assert self.previous is not None
+        media = desc.mediaType or m.OCI_LAYER_GZIP
+        if media not in _GZIP_TYPES | _TAR_TYPES:
+            raise CacheReadError(f"cache layer with SHA '{diff_id}' has unsupported media type '{media}'")
+        try:
+            with self.previous.layout.open_blob(desc) as blob:
+                if media in _GZIP_TYPES:
+                    with igzip.GzipFile(fileobj=_RawReader(blob), mode="rb") as unzipped:  # type: ignore[no-untyped-call]
+                        yield _CheckedStream(unzipped, diff_id)  # type: ignore[misc]
+                else:
+                    yield _CheckedStream(blob, diff_id)  # type: ignore[misc]
+        except ImageError as exc:
+            raise CacheReadError(f"failed to read cache layer with SHA '{diff_id}': {exc}") from None
+
+    def verify_layer(self, diff_id: str) -> None:
+        """Re-hash the layer's blob against its digest and size."""
+        desc = self._descriptor(diff_id)
+        assert self.previous is not None
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(self.previous.layout.blob_path(desc.digest), "rb") as f:
+                for chunk in iter(lambda: f.read(CHUNK), b""):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except OSError as exc:
+            raise CacheReadError(f"failed to read cache layer with SHA '{diff_id}': {exc}") from None
+        found = "sha256:" + digest.hexdigest()
+        if found != desc.digest or size != desc.size:
+            raise CacheReadError(f"expected layer blob of '{diff_id}' to have SHA '{desc.digest}' "
+                                 f"({desc.size} bytes); found '{found}' ({size} bytes)")
+
+    # ---- writing -----------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._committed:
+            raise CacheError("cache cannot be modified after commit")
+
+    def scratch_dir(self) -> Path:
+        """A private temporary directory (removed at commit)."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="cnb-cache-"))
+        return self._scratch
+
+    def add_layer(self, source: Path | IO[bytes], diff_id: str) -> None:
+        """Compress the tar into a new blob, checking its uncompressed digest against ``diff_id``."""
+        self._check_open()
+        check_diff_id(diff_id)
+        if diff_id in self._staged:
+            return
+        try:
+            if isinstance(source, Path):
+                with open(source, "rb") as f:
+                    desc = self._compress(f, diff_id)
+            else:
+                desc = self._compress(source, diff_id)
+        except OSError as exc:
+            raise CacheError(f"caching layer ({diff_id}): {exc}") from None
+        self._staged[diff_id] = desc
+
+    def _compress(self, source: IO[bytes], diff_id: str) -> m.Descriptor:
+        raw = hashlib.sha256()
+        with self.layout.blob_writer() as writer:
+            with igzip.GzipFile(fileobj=_Sink(writer), mode="wb",  # type: ignore[no-untyped-call]
+                                compresslevel=1, mtime=0) as gz:
+                for chunk in iter(lambda: source.read(CHUNK), b""):
+                    raw.update(chunk)
+                    gz.write(chunk)  # type: ignore[no-untyped-call]
+            found = "sha256:" + raw.hexdigest()
+            if found != diff_id:
+                raise CacheError(f"caching layer ({diff_id}): its contents have SHA '{found}'")
+            return writer.commit(m.OCI_LAYER_GZIP)
+
+    def reuse_layer(self, diff_id: str) -> None:
+        """Keep the previous blob (verified; linked in if the previous image lived elsewhere)."""
+        self._check_open()
+        self.verify_layer(diff_id)
+        desc = self._by_diff[diff_id]
+        assert self.previous is not None
+        if self.previous.path != self.path:
+            try:
+                self.layout.add_blob_from(self.previous.layout.blob_path(desc.digest), desc)
+            except ImageError as exc:
+                raise CacheError(f"reusing layer ({diff_id}): {exc}") from None
+        media = desc.mediaType if desc.mediaType in (m.OCI_LAYER_GZIP, m.OCI_LAYER) else \
+            m.TO_OCI_LAYER.get(desc.mediaType, m.OCI_LAYER_GZIP)
+        self._staged[diff_id] = m.Descriptor(mediaType=media, digest=desc.digest, size=desc.size)
+
+    def set_metadata(self, metadata: CacheMetadata) -> None:
+        """Stage the label value."""
+        self._check_open()
+        self._metadata = metadata
+
+    def commit(self) -> None:
+        """Write config and manifest, tag them, then drop the previous image's unreferenced blobs."""
+        self._check_open()
+        self._committed = True
+        try:
+            self._save()
+        except (ImageError, OSError) as exc:
+            raise CacheError(f"saving cache image '{self.reference}': {exc}") from None
+        finally:
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+        try:
+            self._prune()
+        except (ImageError, OSError) as exc:
+            self.logger.debug(f"could not remove unused cache blobs: {exc}")
+
+    def _save(self) -> None:
+        plat = host_platform()
+        diff_ids = list(self._staged)
+        config = {
+            "architecture": plat.architecture,
+            "os": plat.os,
+            "created": CREATED,
+            "config": {"Labels": {METADATA_LABEL: self._metadata.to_json().decode()}},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [{"created": CREATED, "created_by": "Buildpacks cache layer"} for _ in diff_ids],
+        }
+        config_desc = self.layout.put_blob(m.canonical_json(config), m.OCI_CONFIG)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": m.OCI_MANIFEST,
+            "config": config_desc.dump(),
+            "layers": [self._staged[d].dump() for d in diff_ids],
+            "annotations": {m.REF_NAME: self.tag},
+        }
+        manifest_desc = self.layout.put_blob(m.canonical_json(manifest), m.OCI_MANIFEST)
+        self.layout.set_tag(manifest_desc, self.tag)
+
+    def _prune(self) -> None:
+        if self.previous is None or self.previous.path != self.path:
+            return
+        old = {d.digest for d in self.previous.manifest.layers}
+        old.add(self.previous.manifest.config.digest)
+        old.add(self.previous.manifest_digest)
+        with self.layout.locked():
+            keep: set[str] = set()
+            for desc in self.layout.read_index().manifests:
+                if desc.mediaType and desc.mediaType not in m.MANIFEST_TYPES:
+                    return  # nested indexes: do not guess what they reference
+                keep.add(desc.digest)
+                data = json.loads(self.layout.read_blob(desc))
+                keep.add(data["config"]["digest"])
+                keep.update(layer["digest"] for layer in data.get("layers", []))
+            for digest in old - keep:
+                with contextlib.suppress(FileNotFoundError):
+                    self.layout.blob_path(digest).unlink()
