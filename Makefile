@@ -27,8 +27,10 @@ demo: install
 bench: install
 	$(PY) bench/export.py
 
-image:
-	docker build -t cnb-lifecycle:dev .
+# BASE_IMAGE=lifecycle-base:bookworm (made by tests/image_build/make_base.sh) builds offline.
+image: install
+	tests/image_build/make_wheels.sh $(PY) dist/wheels
+	DOCKER_BUILDKIT=0 docker build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t cnb-lifecycle:dev .
 
 clean:
 	rm -rf $(VENV) demo-oci .pytest_cache

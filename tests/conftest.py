@@ -19,6 +19,9 @@ BUSYBOX_MANIFEST = "sha256:f75f3d1a317fc82c793d567de94fc8df2bece37acd5f2bd364a0d
 BUSYBOX_LAYER = "sha256:405fecb6a2fa4f29683f977e7e3b852bf6f8975a2aba647d234d2371894943da"
 BIN = Path(sys.executable).parent
 
+# Real services (docker-registry, dockerd) started by the tests themselves.
+pytest_plugins = ["tests.support.services"]
+
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 

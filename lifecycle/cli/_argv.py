@@ -33,7 +33,8 @@ def normalize(argv: Sequence[str], takes_value: Mapping[str, bool]) -> list[str]
             i += 1
             continue
         if name not in takes_value:
-            out.append(token)
+            # Unknown: hand click the long form so its error names the flag (exit 2).
+            out.append(f"--{body}" if name else token)
             i += 1
             continue
         if takes_value[name]:

@@ -43,15 +43,13 @@ class Context:
 
 def _option(flag: Flag) -> inspect.Parameter:
     names = [flag.name, *flag.aliases]
-    if flag.kind == "bool":
-        decls = [f"--{n}/--no-{n}" for n in names]
-    else:
-        decls = [f"--{n}" for n in names]
+    decls = [f"--{n}/--no-{n}" if flag.kind == "bool" else f"--{n}" for n in names]
     metavar = {"bool": None, "int": "int", "list": "value"}.get(flag.kind, "string")
     env = f" [env: {', '.join(flag.env)}]" if flag.env else ""
     default = f" (default: {flag.default})" if flag.default not in (None, "", (), False) else ""
     opt = typer.Option(*decls, help=f"{flag.help}{default}{env}", metavar=metavar, show_default=False)
-    annotation = Annotated[_PY_TYPES[flag.kind] | None, opt]
+    py_type: Any = _PY_TYPES[flag.kind]
+    annotation: Any = Annotated[py_type | None, opt]  # a type built at runtime
     return inspect.Parameter(flag.name.replace("-", "_"), inspect.Parameter.KEYWORD_ONLY,
                              default=None, annotation=annotation)
 
@@ -127,7 +125,7 @@ def _execute(program: str, module: ModuleType, flags: list[Flag], kwargs: dict[s
     except KeyboardInterrupt:
         logger.error("interrupted")
         return 130
-    except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into one line
+    except Exception as exc:  # the one place that turns crashes into one line
         if level == "debug":
             traceback.print_exc(file=sys.stdout)
         logger.error(f"unexpected failure: {type(exc).__name__}: {exc}")

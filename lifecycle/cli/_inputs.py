@@ -13,13 +13,25 @@ from lifecycle.image import ref as refs
 from lifecycle.image.store import LayoutStore, open_store
 
 if TYPE_CHECKING:
+    from lifecycle.image.daemon import DaemonStore
+    from lifecycle.image.registry import RegistryStore
     from lifecycle.phases.exporter import ExportInputs, ExportResult
 
 
-def store_for(ctx: Context) -> LayoutStore:
-    """The image store the flags ask for."""
+def store_for(ctx: Context) -> LayoutStore | RegistryStore | DaemonStore:
+    """The image store the flags ask for: ``-oci`` layouts, ``-daemon`` the Docker daemon, else
+    registries (``-insecure-registry`` ones over plain HTTP; ``CNB_REGISTRY_AUTH``, Docker config)."""
     s = ctx.settings
-    return open_store(oci=bool(s["oci"]), daemon=bool(s["daemon"]), oci_dir=str(s["oci-dir"]))
+    return open_store(oci=bool(s["oci"]), daemon=bool(s["daemon"]), oci_dir=str(s["oci-dir"]),
+                      insecure_registries=tuple(s["insecure-registry"] or ()), environ=s.environ)
+
+
+def layout_store_for(ctx: Context, what: str = "this phase") -> LayoutStore:
+    """:func:`store_for`, for code that only handles OCI layouts yet: other modes are an input error."""
+    store = store_for(ctx)
+    if not isinstance(store, LayoutStore):
+        raise InputError(f"{what} supports only OCI layouts (-oci) so far, not {store.kind} mode")
+    return store
 
 
 def run_image(ctx: Context, *, oci: bool) -> str:

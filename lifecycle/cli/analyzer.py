@@ -26,7 +26,7 @@ def run(ctx: Context) -> None:
     store = store_for(ctx)
     check_refs(output, *tags, str(s["previous-image"]))
     check_same_registry(output, tags, oci=bool(s["oci"]))
-    inputs = AnalyzeInputs(output_image=output, run_image=run_image(ctx, oci=True),
+    inputs = AnalyzeInputs(output_image=output, run_image=run_image(ctx, oci=bool(s["oci"])),
                            previous_image=str(s["previous-image"] or output),
                            skip_layers=bool(s["skip-layers"]))
     check_refs(inputs.run_image)

@@ -28,8 +28,13 @@ def run(ctx: Context) -> None:
     # -skip-restore is the creator's name for the restorer's -skip-layers.
     given["skip-layers"] = bool(s["skip-restore"]) or None
     inner = replace(ctx, settings=Settings(given, s.environ, s.cwd))
-    steps = (("ANALYZING", analyzer, (image,)), ("DETECTING", detector, ()), ("RESTORING", restorer, ()),
-             ("BUILDING", builder, ()), ("EXPORTING", exporter, (image, *s["tag"])))
-    for banner, module, args in steps:
+    # The exporter takes the run image the analyzer pinned in analyzed.toml, as a separate exporter
+    # run after the analyzer does: the same inputs give the same image either way.
+    export_env = {k: v for k, v in s.environ.items() if k != "CNB_RUN_IMAGE"}
+    export = replace(ctx, settings=Settings({**given, "run-image": None}, export_env, s.cwd))
+    steps = (("ANALYZING", analyzer, inner, (image,)), ("DETECTING", detector, inner, ()),
+             ("RESTORING", restorer, inner, ()), ("BUILDING", builder, inner, ()),
+             ("EXPORTING", exporter, export, (image, *s["tag"])))
+    for banner, module, phase_ctx, args in steps:
         ctx.logger.info(f"===> {banner}")
-        module.run(replace(inner, args=args))
+        module.run(replace(phase_ctx, args=args))

@@ -103,7 +103,7 @@ def _rename(value: Any, names: dict[str, str], data_from: str, data_to: str) -> 
         elif key == "store":
             out[key] = item
         else:
-            out[names[key] if key in names else key] = _rename(item, names, data_from, data_to)
+            out[str(names.get(key, key))] = _rename(item, names, data_from, data_to)
     return out
 
 

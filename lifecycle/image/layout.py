@@ -116,12 +116,14 @@ class Layout:
             data = (self.path / "index.json").read_bytes()
         except OSError as exc:
             raise ImageError(f"cannot read {self.path}/index.json: {exc.strerror}") from None
-        return self._parse(m.Index, data, f"{self.path}/index.json")
+        index: m.Index = self._parse(m.Index, data, f"{self.path}/index.json")
+        return index
 
     def read_blob(self, desc: m.Descriptor) -> bytes:
         """Read a small (JSON) blob and verify its digest and size."""
         if desc.size > MAX_JSON_BLOB:
-            raise ImageError(f"blob {desc.digest} is too large to be a manifest or config ({desc.size} bytes)")
+            raise ImageError(f"blob {desc.digest} is too large to be a manifest or config "
+                             f"({desc.size} bytes)")
         path = self.blob_path(desc.digest)
         try:
             data = path.read_bytes()
@@ -157,10 +159,12 @@ class Layout:
         if not descs:
             raise ImageError(f"no manifests in {where}")
         chosen = descs
+        hit = False
         if digest:
             by_digest = [d for d in descs if d.digest == digest]
-            chosen = by_digest or descs
-        if tag and depth == 0 and not (digest and chosen is not descs):
+            hit = bool(by_digest)
+            chosen = by_digest[:1] or descs  # one digest, one manifest (several tags may share it)
+        if tag and depth == 0 and not hit:
             named = [d for d in descs if d.ref_name is not None and _ref_matches(d.ref_name, tag)]
             if named:
                 chosen = named
@@ -173,7 +177,8 @@ class Layout:
                 if not unnamed:
                     raise ImageError(f"no manifest named '{tag}' in {where} (found: {', '.join(others)})")
                 chosen = unnamed
-        if len(chosen) > 1:
+        if not hit and (len(chosen) > 1 or depth > 0):
+            # Inside an index (a multi-platform image) the platform must match, even for one entry.
             chosen = _by_platform(chosen, want)
         if len(chosen) > 1:
             listing = ", ".join(f"{d.digest} ({_plat(d)})" for d in chosen)
@@ -182,11 +187,15 @@ class Layout:
             raise ImageError(f"no manifest for platform {_plat_str(want)} in {where}")
         desc = chosen[0]
         media = desc.mediaType
+        if digest == desc.digest:
+            digest = None  # found: below an index, choose by platform
         if media in m.INDEX_TYPES:
             nested = self._parse(m.Index, self.read_blob(desc), f"index {desc.digest}")
             return self._select(nested.manifests, None, digest, want, depth + 1, f"index {desc.digest}")
         if media and media not in m.MANIFEST_TYPES:
             raise ImageError(f"unexpected media type for {desc.digest}: {media}")
+        if digest:
+            raise ImageError(f"digest mismatch in {where}: want '{digest}', found '{desc.digest}'")
         return desc
 
     def _load(self, desc: m.Descriptor) -> Image:
@@ -215,7 +224,7 @@ class Layout:
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
-            raise ImageError(f"{what} is not valid: {loc}: {first['msg']}") from None
+            raise ImageError(f"{what} is not valid: {loc + ': ' if loc else ''}{first['msg']}") from None
 
     # ---- writing ---------------------------------------------------------------------------
     def init(self) -> None:

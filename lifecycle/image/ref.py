@@ -68,7 +68,8 @@ class ImageRef:
 def valid_digest(digest: str) -> bool:
     """``sha256:<64 lowercase hex>`` (or sha512)."""
     alg, sep, hexpart = digest.partition(":")
-    return bool(sep) and _DIGEST_HEX.get(alg) == len(hexpart) and all(c in "0123456789abcdef" for c in hexpart)
+    return (bool(sep) and _DIGEST_HEX.get(alg) == len(hexpart)
+            and all(c in "0123456789abcdef" for c in hexpart))
 
 
 def _valid_registry(text: str) -> bool:

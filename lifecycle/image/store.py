@@ -1,17 +1,62 @@
-"""Image stores: where phases find and put images. Layout now; registry and daemon plug in here.
+"""Image stores: where phases find and put images (OCI layouts, a registry, a Docker daemon).
 
-A store's ``find(reference)`` returns an :class:`~lifecycle.image.layout.Image` or None when the
-image does not exist; malformed content raises :class:`~lifecycle.errors.ImageError`.
+A store's ``find(reference)`` returns a :class:`StoredImage` (a layout
+:class:`~lifecycle.image.layout.Image`, a :class:`~lifecycle.image.registry.RegistryImage` or a
+:class:`~lifecycle.image.daemon.DaemonImage`) or None when the image does not exist; malformed
+content and unreachable registries or daemons raise :class:`~lifecycle.errors.ImageError`.
+``lifecycle.image.registry`` and ``lifecycle.image.daemon`` are imported only when their mode is
+chosen (so ``-oci`` never imports ``docker`` or ``httpx``).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lifecycle.errors import ImageError, InputError
+from lifecycle.image import model as m
 from lifecycle.image.layout import Image, Layout
 from lifecycle.image.resolver import Location, Resolver
+
+if TYPE_CHECKING:
+    from lifecycle.image.daemon import DaemonStore
+    from lifecycle.image.registry import RegistryStore
+
+
+class StoredImage(Protocol):
+    """What every store's images offer (layout, registry, daemon)."""
+
+    @property
+    def identifier(self) -> str:
+        """Layout: ``<path>@<digest>``; registry: ``<registry>/<repo>@<digest>``; daemon: image ID."""
+        ...
+
+    @property
+    def path(self) -> str | os.PathLike[str]:
+        """Layout: the directory; registry and daemon: the reference as given."""
+        ...
+
+    @property
+    def config(self) -> m.ImageConfig:
+        """The image config."""
+        ...
+
+    @property
+    def manifest(self) -> m.Manifest | None:
+        """The manifest (None for daemon images: the daemon keeps none)."""
+        ...
+
+    @property
+    def manifest_digest(self) -> str:
+        """The manifest's digest ("" for daemon images)."""
+        ...
+
+    @property
+    def diff_ids(self) -> list[str]:
+        """The layers' diffIDs."""
+        ...
 
 
 class ImageStore(Protocol):
@@ -19,7 +64,7 @@ class ImageStore(Protocol):
 
     kind: str
 
-    def find(self, reference: str) -> Image | None:
+    def find(self, reference: str) -> StoredImage | None:
         """The image, or None when it does not exist."""
         ...
 
@@ -74,15 +119,26 @@ class LayoutStore:
         return self.resolver.canonical(reference).path
 
 
-def open_store(*, oci: bool, daemon: bool, oci_dir: str) -> LayoutStore:
-    """Pick exactly one store, as upstream's ``image.NewHandler`` does (decisions D1, D6)."""
+def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Sequence[str] = (),
+               environ: Mapping[str, str] | None = None) -> LayoutStore | RegistryStore | DaemonStore:
+    """Pick exactly one store, as upstream's ``image.NewHandler`` does (decisions D1, D6).
+
+    ``-oci``: layouts under ``oci_dir``; ``-daemon``: the Docker daemon at ``DOCKER_HOST``;
+    neither: registries (HTTPS, except ``insecure_registries`` over HTTP; credentials from
+    ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``). Both: exit 3.
+    """
+    env = dict(environ if environ is not None else {})
     if oci and daemon:
         raise InputError("exporting to multiple targets is unsupported")
     if daemon:
-        raise InputError("reading and writing images in a Docker daemon (-daemon) is not supported yet")
+        from lifecycle.image.daemon import DaemonStore
+
+        return DaemonStore(env.get("DOCKER_HOST", ""))
     if not oci:
-        raise InputError("registry mode is not supported yet; use -oci (or CNB_USE_OCI=true) to work "
-                         "with OCI image layouts")
+        from lifecycle.image.auth import Keychain
+        from lifecycle.image.registry import RegistryStore
+
+        return RegistryStore(insecure_registries=insecure_registries, keychain=Keychain.from_environ(env))
     if not oci_dir:
         raise InputError("defining a layout directory is required when OCI feature is enabled. Use "
                          "-oci-dir flag or CNB_OCI_PATH environment variable")

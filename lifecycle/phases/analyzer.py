@@ -8,8 +8,8 @@ from typing import Any
 
 from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
 from lifecycle.files.analyzed import Analyzed, Distro, PreviousImage, RunImage, Target, label_to_toml
-from lifecycle.image.layout import Image
 from lifecycle.image.store import ImageStore
+from lifecycle.image.store import StoredImage as Image
 
 LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
 
@@ -30,7 +30,8 @@ def target_of(image: Image) -> Target:
     if not config.os:
         raise LifecycleError("failed to analyze: failed to find OS in run image config", ExitCode.ANALYZE)
     distro = None
-    name, version = labels.get("io.buildpacks.base.distro.name"), labels.get("io.buildpacks.base.distro.version")
+    name = labels.get("io.buildpacks.base.distro.name")
+    version = labels.get("io.buildpacks.base.distro.version")
     if name is not None or version is not None:
         distro = Distro(name=name or "", version=version or "")
     return Target(id=labels.get("io.buildpacks.base.id") or None, os=config.os, arch=config.architecture,
@@ -68,4 +69,4 @@ def analyze(inputs: AnalyzeInputs, store: ImageStore, logger: Any) -> Analyzed:
     if run is None:
         raise InputError(f"the run-image could not be found at path: {store.describe(inputs.run_image)}")
     run_table = RunImage(reference=run.identifier, image=str(run.path), target=target_of(run))
-    return Analyzed(previous_image=prev_table, metadata=metadata, run_image=run_table)
+    return Analyzed(image=prev_table, metadata=metadata, run_image=run_table)

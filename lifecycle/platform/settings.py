@@ -31,9 +31,9 @@ def parse_go_bool(text: str) -> bool | None:
 
 def _from_env(flag: Flag, environ: Mapping[str, str]) -> Any:
     for name in flag.env:
-        if name not in environ:
-            continue
-        raw = environ[name]
+        raw = environ.get(name, "")
+        if raw == "":
+            continue  # upstream: an empty value is the same as an unset one
         if flag.kind == "bool":
             # Upstream: an unparsable bool env counts as false.
             return bool(parse_go_bool(raw))
@@ -68,9 +68,9 @@ class Settings:
                 value = os.path.normpath(os.path.join(self.cwd, value))
             self._values[name] = value
         # Upstream: order.toml falls back to /cnb/order.toml when <layers>/order.toml is absent.
-        if "order" not in self.given and not _env_set(FLAGS["order"], environ):
-            if not os.path.exists(self._values["order"]):
-                self._values["order"] = "/cnb/order.toml"
+        if (not self.was_given("order") and not _env_set(FLAGS["order"], environ)
+                and not os.path.exists(self._values["order"])):
+            self._values["order"] = "/cnb/order.toml"
 
     def _resolve(self, flag: Flag) -> Any:
         if flag.name in self.given and self.given[flag.name] is not None:
@@ -113,4 +113,4 @@ class Settings:
 
 
 def _env_set(flag: Flag, environ: Mapping[str, str]) -> bool:
-    return any(name in environ for name in flag.env)
+    return any(environ.get(name, "") != "" for name in flag.env)

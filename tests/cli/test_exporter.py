@@ -147,7 +147,8 @@ def test_full_run_image_validates_and_unpacks(run: Run, ws: Workspace, tmp_path:
     assert set(layer_meta) == {"launch-layer"}
     assert layer_meta["launch-layer"]["data"] == {"version": "1.0"}
     assert lifecycle_label["buildpacks"][0]["store"] == {"metadata": {"run": 1}}
-    assert lifecycle_label["runImage"]["topLayer"] == "sha256:40cf597a9181e86497f4121c604f9f0ab208950a98ca21db883f26b0a548a2eb"
+    top = "sha256:40cf597a9181e86497f4121c604f9f0ab208950a98ca21db883f26b0a548a2eb"
+    assert lifecycle_label["runImage"]["topLayer"] == top
     build_label = json.loads(labels["io.buildpacks.build.metadata"])
     assert [p["type"] for p in build_label["processes"]] == ["web", "other"]
     assert labels["io.buildpacks.project.metadata"] == "{}"
@@ -208,7 +209,7 @@ def test_reproducible_and_source_date_epoch(run: Run, ws: Workspace) -> None:
 def test_second_export_reuses_unchanged_layers(run: Run, ws: Workspace) -> None:
     ws.analyze(run)
     ws.export(run)
-    first_digest, first_manifest, first_config = ws.manifest()
+    first_digest, _first_manifest, first_config = ws.manifest()
     before = blobs(ws.image_dir())
     (ws.app / "hello.txt").write_text("hello again\n")
     out = ws.analyze(run)
@@ -221,7 +222,7 @@ def test_second_export_reuses_unchanged_layers(run: Run, ws: Workspace) -> None:
     assert "Reusing layer 'buildpacksio/lifecycle:config'" in out
     assert "Reusing layer 'buildpacksio/lifecycle:process-types'" in out
     assert "Added 1/1 app layer(s)" in out
-    digest, manifest, config = ws.manifest()
+    digest, _manifest, config = ws.manifest()
     assert digest != first_digest
     old_ids = first_config["rootfs"]["diff_ids"]  # type: ignore[index]
     new_ids = config["rootfs"]["diff_ids"]  # type: ignore[index]

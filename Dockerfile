@@ -1,0 +1,34 @@
+# The lifecycle image: /cnb/lifecycle/<phase> entry points backed by the Python package.
+#
+# Build (from the repo root; `make image` does both steps):
+#   tests/image_build/make_wheels.sh                    # the package and its dependencies, as wheels
+#   docker build -t cnb-lifecycle:dev .
+# Offline machines build from a locally made base (tests/image_build/make_base.sh):
+#   docker build --build-arg BASE_IMAGE=lifecycle-base:bookworm -t cnb-lifecycle:dev .
+# Any base with python3 3.11 and its venv module works (the wheels are cp311 / py3).
+#
+# One COPY and one RUN on purpose: each step costs a full copy of the root filesystem on
+# storage drivers such as vfs (the test daemon's): about 30 s each here.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+
+# The context is only dist/wheels/*.whl and cnb/ (see .dockerignore).
+COPY . /tmp/lifecycle-context
+
+# Installed from the wheels only: no index, no network during the build. /cnb is what the repo's
+# cnb/ holds: phase entry points (symlinks to one dispatcher), the POSIX sh launcher, sample
+# buildpacks and order. The dispatcher runs on the venv's interpreter, whatever PATH a platform
+# gives the phase.
+RUN set -eu; \
+    ctx=/tmp/lifecycle-context; \
+    python3 -m venv /opt/lifecycle; \
+    /opt/lifecycle/bin/python3 -m pip install --no-index --no-cache-dir --disable-pip-version-check \
+        --no-compile --find-links "$ctx/dist/wheels" cnb-lifecycle; \
+    /opt/lifecycle/bin/python3 -m compileall -q /opt/lifecycle/lib; \
+    mv "$ctx/cnb" /cnb; \
+    rm -rf "$ctx"; \
+    sed -i '1s|^#!.*|#!/opt/lifecycle/bin/python3|' /cnb/lifecycle/lifecycle; \
+    chmod 0755 /cnb /cnb/lifecycle /cnb/lifecycle/lifecycle /cnb/lifecycle/launcher; \
+    /cnb/lifecycle/analyzer -version
+# No ENV/WORKDIR/USER steps: platforms call /cnb/lifecycle/<phase> by path, run phases as root
+# or as CNB_USER_ID (the phases drop privileges themselves), and each step would cost a copy.

@@ -1,0 +1,1 @@
+"""Test support: real services (a local registry, a private dockerd) as pytest fixtures."""
