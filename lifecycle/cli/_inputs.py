@@ -92,11 +92,10 @@ def created_time(ctx: Context) -> str:
     return "1980-01-01T00:00:01Z"
 
 
-def export_inputs(ctx: Context, store: LayoutStore, *, output: str, tags: tuple[str, ...],
-                  run_image_ref: str = "", previous: str | None = None) -> ExportInputs:
+def export_inputs(ctx: Context, store: LayoutStore | RegistryStore | DaemonStore, *, output: str,
+                  tags: tuple[str, ...], run_image_ref: str = "", previous: str | None = None) -> ExportInputs:
     """The exporter's inputs: run image per D11 (flag wins over analyzed.toml, with a warning)."""
     from lifecycle.files import analyzed as analyzed_file
-    from lifecycle.image.resolver import split_identifier
     from lifecycle.phases.exporter import ExportInputs
 
     s = ctx.settings
@@ -112,11 +111,9 @@ def export_inputs(ctx: Context, store: LayoutStore, *, output: str, tags: tuple[
     flag = run_image_ref or str(s["run-image"] or "")
     if flag:
         check_refs(flag)
-        if recorded:
-            found = store.resolver.locate(flag)
-            if found is None or str(found.path) != split_identifier(recorded)[0]:
-                ctx.logger.warning(f"-run-image {flag} differs from the run image in analyzed.toml "
-                                   f"({recorded}); using {flag}")
+        if recorded and _names_differ(store, flag, recorded):
+            ctx.logger.warning(f"-run-image {flag} differs from the run image in analyzed.toml "
+                               f"({recorded}); using {flag}")
         run_ref = flag
     elif recorded:
         run_ref = recorded
@@ -132,9 +129,22 @@ def export_inputs(ctx: Context, store: LayoutStore, *, output: str, tags: tuple[
         exec_env=str(s["exec-env"] or ""), created=created_time(ctx))
 
 
+def _names_differ(store: LayoutStore | RegistryStore | DaemonStore, flag: str, recorded: str) -> bool:
+    """Whether ``-run-image`` names another image than analyzed.toml's ``<name>@<digest>``."""
+    from lifecycle.image.resolver import split_identifier
+
+    if isinstance(store, LayoutStore):
+        found = store.resolver.locate(flag)
+        return found is None or str(found.path) != split_identifier(recorded)[0]
+    try:
+        return refs.parse(flag).name != refs.parse(recorded).name
+    except refs.ReferenceError:
+        return flag != recorded
+
+
 def write_report(ctx: Context, result: ExportResult) -> None:
-    """report.toml: saved paths, manifest digest and size (D5)."""
+    """report.toml: what was saved, with the manifest digest and size (D5), or the image ID."""
     from lifecycle.files import report
 
-    report.write(Path(ctx.settings["report"]), tags=result.paths, digest=result.digest,
-                 manifest_size=result.manifest_size)
+    report.write(Path(ctx.settings["report"]), tags=result.paths, digest="" if result.image_id else result.digest,
+                 manifest_size=result.manifest_size, image_id=result.image_id)

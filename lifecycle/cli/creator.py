@@ -20,6 +20,7 @@ USAGE_ARGS = "<image>"
 def run(ctx: Context) -> None:
     """Run the five phases in order; the failing phase's exit code is the creator's."""
     from lifecycle.cli import analyzer, builder, detector, exporter, restorer
+    from lifecycle.platform.flags import FLAGS as ALL_FLAGS
     from lifecycle.platform.settings import Settings
 
     s = ctx.settings
@@ -30,7 +31,7 @@ def run(ctx: Context) -> None:
     inner = replace(ctx, settings=Settings(given, s.environ, s.cwd))
     # The exporter takes the run image the analyzer pinned in analyzed.toml, as a separate exporter
     # run after the analyzer does: the same inputs give the same image either way.
-    export_env = {k: v for k, v in s.environ.items() if k != "CNB_RUN_IMAGE"}
+    export_env = {k: v for k, v in s.environ.items() if k not in ALL_FLAGS["run-image"].env}
     export = replace(ctx, settings=Settings({**given, "run-image": None}, export_env, s.cwd))
     steps = (("ANALYZING", analyzer, inner, (image,)), ("DETECTING", detector, inner, ()),
              ("RESTORING", restorer, inner, ()), ("BUILDING", builder, inner, ()),

@@ -21,13 +21,13 @@ def run(ctx: Context) -> None:
     from pathlib import Path
 
     from lifecycle.cache import CacheError, from_settings
-    from lifecycle.cli._inputs import export_inputs, layout_store_for, write_report
+    from lifecycle.cli._inputs import export_inputs, store_for, write_report
     from lifecycle.files import group as group_file
     from lifecycle.phases.cache_export import export_cache
     from lifecycle.phases.exporter import export
 
     s = ctx.settings
-    store = layout_store_for(ctx, "the exporter")
+    store = store_for(ctx)
     inputs = export_inputs(ctx, store, output=ctx.args[0], tags=tuple(ctx.args[1:]))
     try:
         cache = from_settings(s, ctx.logger)

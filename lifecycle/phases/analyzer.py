@@ -50,6 +50,13 @@ def previous_metadata(image: Image) -> dict[str, Any]:
     return label_to_toml(label) if isinstance(label, dict) else {}
 
 
+def run_image_missing(store: ImageStore, reference: str) -> str:
+    """D6's message: layouts name the paths tried; registries and daemons the reference."""
+    where = "at path: " if store.kind == "layout" else "in the registry: " if store.kind == "registry" \
+        else "in the Docker daemon: "
+    return f"the run-image could not be found {where}{store.describe(reference)}"
+
+
 def analyze(inputs: AnalyzeInputs, store: ImageStore, logger: Any) -> Analyzed:
     """Read both images and return what analyzed.toml records."""
     try:
@@ -67,6 +74,6 @@ def analyze(inputs: AnalyzeInputs, store: ImageStore, logger: Any) -> Analyzed:
     except ImageError as exc:
         raise LifecycleError(f"failed to analyze: reading run image: {exc}", ExitCode.ANALYZE) from None
     if run is None:
-        raise InputError(f"the run-image could not be found at path: {store.describe(inputs.run_image)}")
+        raise InputError(run_image_missing(store, inputs.run_image))
     run_table = RunImage(reference=run.identifier, image=str(run.path), target=target_of(run))
     return Analyzed(image=prev_table, metadata=metadata, run_image=run_table)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
 from lifecycle.files import group as group_file
@@ -24,12 +26,13 @@ from lifecycle.files import metadata as metadata_file
 from lifecycle.files import run as run_toml
 from lifecycle.files._toml import read as read_toml
 from lifecycle.image import model as m
-from lifecycle.image.layout import Image, Layout
-from lifecycle.image.store import LayoutStore
+from lifecycle.image.layout import Layout
+from lifecycle.image.store import LayoutStore, StoredImage
 from lifecycle.launch.script import render_launch_script, write_launch_script
 from lifecycle.layers import slices as app_slices
 from lifecycle.layers.blob import Layer, build_layer, diff_id_of
 from lifecycle.layers.tar import Entry, dir_entries, parent_entries
+from lifecycle.phases.analyzer import run_image_missing
 
 LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
 BUILD_LABEL = "io.buildpacks.build.metadata"
@@ -41,6 +44,13 @@ DEFAULT_CREATED = "1980-01-01T00:00:01Z"
 BAD_TYPE_CHARS = set("/><:|&\\")
 
 Entries = Callable[[], Iterable[Entry]]
+STAGING_TAG = "export"
+
+if TYPE_CHECKING:
+    from lifecycle.image.daemon import DaemonStore
+    from lifecycle.image.registry import RegistryStore
+
+    Store = LayoutStore | RegistryStore | DaemonStore
 
 
 @dataclass(frozen=True)
@@ -72,9 +82,10 @@ class ExportResult:
 
     digest: str
     manifest_size: int
-    paths: list[str]
+    paths: list[str]  # layout paths, or the references pushed / loaded
     reused: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
+    image_id: str = ""  # daemon mode
 
 
 @dataclass
@@ -99,8 +110,13 @@ class _Built:
     seconds: float
 
 
-def export(inputs: ExportInputs, store: LayoutStore, logger: Any) -> ExportResult:
-    """Build and save the app image; returns its digest and where it was saved."""
+def export(inputs: ExportInputs, store: Store, logger: Any) -> ExportResult:
+    """Build and save the app image; returns its digest and where it was saved.
+
+    OCI layouts are written in place. For a registry or a daemon the image is assembled in a
+    staging layout under ``<layers>`` (sparse: base and reused layers stay remote), then pushed
+    (blobs the registry has are skipped or cross-mounted) or loaded.
+    """
     try:
         return _Exporter(inputs, store, logger).run()
     except ImageError as exc:
@@ -115,19 +131,19 @@ def _fail(message: str) -> LifecycleError:
 
 
 class _Exporter:
-    def __init__(self, inputs: ExportInputs, store: LayoutStore, logger: Any) -> None:
+    def __init__(self, inputs: ExportInputs, store: Store, logger: Any) -> None:
         self.inputs = inputs
         self.store = store
         self.log = logger
 
     # ---- inputs ---------------------------------------------------------------------------
-    def _run_image(self) -> Image:
+    def _run_image(self) -> StoredImage:
         image = self.store.find(self.inputs.run_image)
         if image is None:
-            raise InputError(f"the run-image could not be found at path: {self.store.describe(self.inputs.run_image)}")
+            raise InputError(run_image_missing(self.store, self.inputs.run_image))
         return image
 
-    def _previous(self) -> tuple[Image | None, dict[str, Any]]:
+    def _previous(self) -> tuple[StoredImage | None, dict[str, Any]]:
         if not self.inputs.previous_image:
             return None, {}
         try:
@@ -202,12 +218,21 @@ class _Exporter:
                                   lambda: _process_entries(types),
                                   _reuse_one(prev_label.get("process-types"), prev_by_diff), "process-types"))
 
-        out_path = self.store.output_path(inputs.output_image)
-        out = Layout(out_path)
-        out.init()
-        built = self._build_all(plans, out, previous)
-        reused_bp = [self._reuse_only_layer(key, diff, prev_by_diff, previous, out) for key, diff in reuse_only]
-        return self._save(run_image, previous, out, meta, entrypoint, built, reused_bp, bp_labels)
+        staging = None
+        if isinstance(self.store, LayoutStore):
+            out = Layout(self.store.output_path(inputs.output_image))
+        else:
+            staging = Path(tempfile.mkdtemp(prefix=".export-", dir=inputs.layers))
+            out = Layout(staging)
+        try:
+            out.init()
+            built = self._build_all(plans, out, previous)
+            reused_bp = [self._reuse_only_layer(key, diff, prev_by_diff, previous, out)
+                         for key, diff in reuse_only]
+            return self._save(run_image, previous, out, meta, entrypoint, built, reused_bp, bp_labels)
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
 
     def _entrypoint(self, meta: metadata_file.BuildMetadata) -> str:
         wanted = self.inputs.process_type
@@ -305,17 +330,17 @@ class _Exporter:
         return plans
 
     # ---- build ----------------------------------------------------------------------------
-    def _build_one(self, plan: _Planned, out: Layout, previous: Image | None) -> _Built:
+    def _build_one(self, plan: _Planned, out: Layout, previous: StoredImage | None) -> _Built:
         if plan.reuse and previous is not None:
             diff_id = diff_id_of(plan.entries())
             desc = plan.reuse.get(diff_id)
             if desc is not None:
-                out.add_blob_from(previous.layout.blob_path(desc.digest), desc)
+                _link(previous, desc, out)
                 return _Built(plan, diff_id, _oci_layer(desc), True, 0.0)
         layer: Layer = build_layer(plan.entries(), out)
         return _Built(plan, layer.diff_id, layer.descriptor, False, layer.seconds)
 
-    def _build_all(self, plans: list[_Planned], out: Layout, previous: Image | None) -> list[_Built]:
+    def _build_all(self, plans: list[_Planned], out: Layout, previous: StoredImage | None) -> list[_Built]:
         with ThreadPoolExecutor(max_workers=max(1, self.inputs.workers)) as pool:
             futures: list[Future[_Built]] = [pool.submit(self._build_one, p, out, previous) for p in plans]
             results: list[_Built] = []
@@ -345,21 +370,23 @@ class _Exporter:
             self.log.info(f"Adding layer '{key}' ({size}, {built.seconds:.2f}s)")
 
     def _reuse_only_layer(self, key: str, diff_id: str, prev_by_diff: dict[str, m.Descriptor],
-                          previous: Image | None, out: Layout) -> tuple[str, str, m.Descriptor]:
+                          previous: StoredImage | None, out: Layout) -> tuple[str, str, m.Descriptor]:
         desc = prev_by_diff.get(diff_id)
         if desc is None or previous is None:
             raise _fail(f"cannot reuse '{key}', previous image has no layer with diffID {diff_id}")
-        out.add_blob_from(previous.layout.blob_path(desc.digest), desc)
+        _link(previous, desc, out)
         self.log.info(f"Reusing layer '{key}'")
         return key, diff_id, _oci_layer(desc)
 
     # ---- save -----------------------------------------------------------------------------
-    def _save(self, run_image: Image, previous: Image | None, out: Layout, meta: metadata_file.BuildMetadata,
+    def _save(self, run_image: StoredImage, previous: StoredImage | None, out: Layout,
+              meta: metadata_file.BuildMetadata,
               entrypoint: str, built: list[_Built], reused_bp: list[tuple[str, str, m.Descriptor]],
               bp_labels: list[dict[str, Any]]) -> ExportResult:
         inputs = self.inputs
-        for desc in run_image.manifest.layers:
-            out.add_blob_from(run_image.layout.blob_path(desc.digest), desc)  # sparse: stays missing
+        run_layers = _layer_descriptors(run_image)
+        for desc in run_layers:
+            _link(run_image, desc, out)  # sparse or remote: stays missing
         # Buildpack layers keep group order with reuse-only layers in name order among them.
         bp_built = [b for b in built if b.planned.label == "bp"]
         ordered_bp: list[tuple[str, str, m.Descriptor, str]] = []
@@ -387,11 +414,25 @@ class _Exporter:
             "schemaVersion": 2,
             "mediaType": m.OCI_MANIFEST,
             "config": config_desc.dump(),
-            "layers": [_oci_layer(d).dump() for d in run_image.manifest.layers] + [d.dump() for _, d, _ in layer_rows],
+            "layers": [_oci_layer(d).dump() for d in run_layers] + [d.dump() for _, d, _ in layer_rows],
             "annotations": {m.REF_NAME: tag},
         }
         manifest_bytes = m.canonical_json(manifest)
         manifest_desc = out.put_blob(manifest_bytes, m.OCI_MANIFEST)
+        reused = [b.planned.key for b in built if b.reused] + [k for k, _, _ in reused_bp]
+        added = [b.planned.key for b in built if not b.reused]
+        if not isinstance(self.store, LayoutStore):
+            out.set_tag(manifest_desc, STAGING_TAG)
+            names, image_id = self._publish(out, run_image, previous)
+            self.log.info(f"*** Images ({image_id or manifest_desc.digest}):")
+            for name in names:
+                self.log.info(f"      {name}")
+            if image_id:
+                self.log.info(f"*** Image ID: {image_id}")
+            else:
+                self.log.info(f"*** Digest: {manifest_desc.digest}")
+            self.log.info(f"*** Manifest Size: {manifest_desc.size}")
+            return ExportResult(manifest_desc.digest, manifest_desc.size, names, reused, added, image_id)
         self.log.info(f"Saving {out.path}...")
         out.set_tag(manifest_desc, tag)
         paths = [str(out.path)]
@@ -399,7 +440,7 @@ class _Exporter:
             path = self.store.output_path(extra)
             copy = Layout(path)
             copy.init()
-            for desc in [*run_image.manifest.layers, *(d for _, d, _ in layer_rows)]:
+            for desc in [*run_layers, *(d for _, d, _ in layer_rows)]:
                 copy.add_blob_from(out.blob_path(desc.digest), desc)
             copy.add_blob_from(out.blob_path(config_desc.digest), config_desc)
             copy.add_blob_from(out.blob_path(manifest_desc.digest), manifest_desc)
@@ -410,11 +451,26 @@ class _Exporter:
         for saved in paths:
             self.log.info(f"      {saved}")
         self.log.info(f"*** Manifest Size: {manifest_desc.size}")
-        reused = [b.planned.key for b in built if b.reused] + [k for k, _, _ in reused_bp]
-        added = [b.planned.key for b in built if not b.reused]
         return ExportResult(manifest_desc.digest, manifest_desc.size, paths, reused, added)
 
-    def _config(self, run_image: Image, meta: metadata_file.BuildMetadata, entrypoint: str,
+    def _publish(self, staging: Layout, run_image: StoredImage, previous: StoredImage | None
+                 ) -> tuple[list[str], str]:
+        """Push (registry) or load (daemon) the staged image under the output name and each tag."""
+        from lifecycle.image.daemon import DaemonStore
+
+        names = [self.inputs.output_image, *self.inputs.tags]
+        image_id = ""
+        for name in names:
+            self.log.info(f"Saving {name}...")
+            if isinstance(self.store, DaemonStore):
+                image_id = self.store.load_layout_image(staging.path, STAGING_TAG, name)
+            else:
+                assert not isinstance(self.store, LayoutStore)
+                sources = [str(img.path) for img in (run_image, previous) if img is not None]
+                self.store.push_layout_image(staging.path, STAGING_TAG, name, mount_from=sources)
+        return names, image_id
+
+    def _config(self, run_image: StoredImage, meta: metadata_file.BuildMetadata, entrypoint: str,
                 layer_rows: list[tuple[str, m.Descriptor, str]], others: list[_Built],
                 bp_labels: list[dict[str, Any]], created: str) -> dict[str, Any]:
         inputs = self.inputs
@@ -422,8 +478,8 @@ class _Exporter:
         config.pop("container", None)
         config["created"] = created
         history = [h for h in (run_image.config.history or []) if not h.empty_layer]
-        if len(history) != len(run_image.manifest.layers):
-            rows: list[dict[str, Any]] = [{} for _ in run_image.manifest.layers]
+        if len(history) != len(run_image.diff_ids):
+            rows: list[dict[str, Any]] = [{} for _ in run_image.diff_ids]
         else:
             rows = [h.dump() for h in history]
         for row in rows:
@@ -475,7 +531,7 @@ class _Exporter:
         cfg["Labels"] = labels
         return config
 
-    def _run_toml_entry(self, run_image: Image) -> dict[str, Any]:
+    def _run_toml_entry(self, run_image: StoredImage) -> dict[str, Any]:
         images = run_toml.read_images(self.inputs.run)
         if images:
             first = images[0]
@@ -512,10 +568,26 @@ class _Exporter:
         return data or {}
 
 
-def _descriptors_by_diff(image: Image | None) -> dict[str, m.Descriptor]:
+def _layer_descriptors(image: StoredImage) -> list[m.Descriptor]:
+    """The image's layer descriptors; a daemon image has no manifest, so its layers are named by
+    diffID as uncompressed tars (what a Docker-loadable archive of them would hold)."""
+    if image.manifest is not None:
+        return list(image.manifest.layers)
+    return [m.Descriptor(mediaType=m.OCI_LAYER, digest=d, size=0) for d in image.diff_ids]
+
+
+def _link(image: StoredImage, desc: m.Descriptor, out: Layout) -> None:
+    """Bring a base or reused blob into ``out`` when it is on local disk (layout images); remote
+    blobs stay missing here and are mounted or skipped when the image is published."""
+    layout = getattr(image, "layout", None)
+    if isinstance(layout, Layout):
+        out.add_blob_from(layout.blob_path(desc.digest), desc)
+
+
+def _descriptors_by_diff(image: StoredImage | None) -> dict[str, m.Descriptor]:
     if image is None:
         return {}
-    return dict(zip(image.diff_ids, image.manifest.layers, strict=True))
+    return dict(zip(image.diff_ids, _layer_descriptors(image), strict=True))
 
 
 def _reuse_one(entry: Any, prev_by_diff: dict[str, m.Descriptor]) -> dict[str, m.Descriptor]:

@@ -1,0 +1,82 @@
+"""Registry mode end to end: the creator publishes the sample app to a real docker-registry on
+127.0.0.1; skopeo reads it back; a rebuild uploads nothing it does not need; basic auth."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+from tests.conftest import BUSYBOX, REPO, Run, base_env, require_tool
+from tests.support.services import Registry
+
+UPLOADS = ("POST", "PUT", "PATCH")
+
+
+def push_busybox(reg: Registry, creds: str | None = None) -> None:
+    extra = ["--dest-creds", creds] if creds else []
+    subprocess.run([require_tool("skopeo"), "copy", "--dest-tls-verify=false", *extra, f"oci:{BUSYBOX}",
+                    f"docker://{reg.host}/library/busybox:latest"], check=True, capture_output=True)
+
+
+def creator(run: Run, reg: Registry, work: Path, *, env: dict[str, str] | None = None) -> tuple[int, str]:
+    layers = work / "layers"
+    shutil.rmtree(layers, ignore_errors=True)
+    layers.mkdir(parents=True)
+    app = work / "app"
+    if not app.exists():
+        shutil.copytree(REPO / "samples" / "apps" / "hello", app)
+    res = run("creator", "-layers", str(layers), "-app", str(app), "-buildpacks", str(REPO / "cnb" / "buildpacks"),
+              "-order", str(REPO / "cnb" / "order.toml"), "-insecure-registry", reg.host,
+              "-run-image", f"{reg.host}/library/busybox", f"{reg.host}/my-app", env=env)
+    return res.returncode, res.stdout
+
+
+def test_creator_publishes_and_rebuild_uploads_nothing_new(run: Run, registry: Registry, tmp_path: Path) -> None:
+    push_busybox(registry)
+    code, out = creator(run, registry, tmp_path)
+    assert code == 0, out
+    report = tomllib.loads((tmp_path / "layers" / "report.toml").read_text())["image"]
+    assert report["tags"] == [f"{registry.host}/my-app"]
+    skopeo = require_tool("skopeo")
+    inspect = json.loads(subprocess.run([skopeo, "inspect", "--tls-verify=false", f"docker://{registry.host}/my-app"],
+                                        check=True, capture_output=True, text=True).stdout)
+    assert inspect["Digest"] == report["digest"]
+    copy = tmp_path / "copy"
+    subprocess.run([skopeo, "copy", "--src-tls-verify=false", f"docker://{registry.host}/my-app:latest",
+                    f"oci:{copy}:latest"], check=True, capture_output=True)
+    assert (copy / "index.json").is_file()
+    # The run image's layer was mounted or found, never uploaded again from here.
+    mark = registry.mark()
+    code, out = creator(run, registry, tmp_path)
+    assert code == 0, out
+    assert "Reusing layer 'samples/hello:hello'" in out
+    assert "Reused 1/1 app layer(s)" in out
+    again = tomllib.loads((tmp_path / "layers" / "report.toml").read_text())["image"]
+    assert again["digest"] == report["digest"]
+    blob_uploads = [r for r in registry.requests_since(mark) if r[0] in UPLOADS and "/blobs/" in r[1]]
+    assert blob_uploads == []
+    # A changed app uploads its new layer, config and nothing else.
+    (tmp_path / "app" / "hello.txt").write_text("changed\n")
+    mark = registry.mark()
+    code, out = creator(run, registry, tmp_path)
+    assert code == 0, out
+    started = [r for r in registry.requests_since(mark) if r[0] == "POST" and "/blobs/uploads/" in r[1]]
+    assert 1 <= len(started) <= 2, started  # app layer (+ config)
+
+
+def test_registry_behind_basic_auth(run: Run, registry: Registry, tmp_path: Path) -> None:
+    secured = registry.start_another(auth=("alice", "s3cret"))
+    push_busybox(secured, creds="alice:s3cret")
+    token = base64.b64encode(b"alice:s3cret").decode()
+    env = base_env(CNB_REGISTRY_AUTH=json.dumps({secured.host: f"Basic {token}"}))
+    code, out = creator(run, secured, tmp_path / "ok", env=env)
+    assert code == 0, out
+    code, out = creator(run, secured, tmp_path / "denied")
+    assert code != 0
+    errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, out
+    assert "Traceback" not in out
