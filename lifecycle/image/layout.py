@@ -249,8 +249,13 @@ class Layout:
         """Bring blob ``desc`` from another layout's file: hard link when possible, else a
         verified copy. Returns False (and writes nothing) when the source is absent (sparse)."""
         target = self.blob_path(desc.digest)
-        if target.is_file() and target.stat().st_size == desc.size:
-            return True
+        if target.is_file():
+            # Same file (an earlier hard link): nothing to read. Else keep it only if it verifies,
+            # so a corrupt blob left behind is replaced rather than trusted forever.
+            if source.is_file() and os.path.samefile(source, target):
+                return True
+            if target.stat().st_size == desc.size and file_digest(target) == desc.digest:
+                return True
         if not source.is_file():
             return False
         self.init()
@@ -324,12 +329,13 @@ class BlobWriter:
         return "sha256:" + self._hash.hexdigest()
 
     def commit(self, media_type: str) -> m.Descriptor:
-        """fsync and rename into place; an existing blob of that digest is left untouched."""
+        """fsync and rename into place; an existing blob of that digest is left untouched when its
+        bytes verify (a corrupt one is replaced)."""
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         target = self.layout.blob_path(self.digest)
-        if target.is_file() and target.stat().st_size == self.size:
+        if target.is_file() and target.stat().st_size == self.size and file_digest(target) == self.digest:
             self._tmp.unlink()
         else:
             os.chmod(self._tmp, 0o644)
@@ -376,6 +382,15 @@ class VerifyingReader:
         if self._size != self._desc.size or got != self._desc.digest:
             raise ImageError(f"blob {self._desc.digest} is corrupt: got {got}, {self._size} bytes "
                              f"(want {self._desc.size})")
+
+
+def file_digest(path: Path) -> str:
+    """``sha256:<hex>`` of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
 
 
 def _verify(data: bytes, desc: m.Descriptor) -> None:
