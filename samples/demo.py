@@ -54,16 +54,53 @@ def main() -> int:
         del diff
     docker_host = os.environ.get("DOCKER_HOST") or ("unix:///var/run/docker.sock"
                                                      if Path("/var/run/docker.sock").exists() else "")
-    if docker_host and shutil.which("docker") and shutil.which("skopeo") and subprocess.run(
-            ["docker", "-H", docker_host, "info"], capture_output=True).returncode == 0:
-        print(f"\n=== Running it with Docker ({docker_host})", flush=True)
-        subprocess.run(["skopeo", "copy", "--dest-daemon-host", docker_host, f"oci:{out_dir}:latest",
-                        f"docker-daemon:{IMAGE}:latest"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["docker", "-H", docker_host, "run", "--rm", f"{IMAGE}:latest"], check=False)
-    else:
-        print("\nNo Docker engine reachable: to run it, load it with "
-              f"`skopeo copy oci:{out_dir}:latest docker-daemon:{IMAGE}:latest` and `docker run {IMAGE}`.")
+    private = None
+    if not _engine_up(docker_host) and shutil.which("dockerd") and os.geteuid() == 0:
+        private = _start_private_dockerd()
+        docker_host = private[0] if private else ""
+    try:
+        if _engine_up(docker_host) and shutil.which("skopeo"):
+            print(f"\n=== Running it with Docker ({docker_host})", flush=True)
+            subprocess.run(["skopeo", "copy", "--dest-daemon-host", docker_host, f"oci:{out_dir}:latest",
+                            f"docker-daemon:{IMAGE}:latest"], check=True, stdout=subprocess.DEVNULL)
+            for extra in ([], ["--entrypoint", "/cnb/process/worker"]):
+                print(f"$ docker run --rm {' '.join(extra)} {IMAGE}".replace("  ", " "), flush=True)
+                subprocess.run(["docker", "-H", docker_host, "run", "--rm", "--network", "none", *extra,
+                                f"{IMAGE}:latest"], check=False)
+        else:
+            print("\nNo Docker engine reachable: to run it, load it with "
+                  f"`skopeo copy oci:{out_dir}:latest docker-daemon:{IMAGE}:latest` and `docker run {IMAGE}`.")
+    finally:
+        if private:
+            private[1].terminate()
+            private[1].wait(timeout=30)
+            shutil.rmtree(private[2], ignore_errors=True)
     return 0
+
+
+def _engine_up(host: str) -> bool:
+    return bool(host) and shutil.which("docker") is not None and subprocess.run(
+        ["docker", "-H", host, "info"], capture_output=True).returncode == 0
+
+
+def _start_private_dockerd() -> tuple[str, subprocess.Popen[bytes], Path] | None:
+    """A throwaway dockerd (vfs, no networking) on a private socket, as the tests use."""
+    import tempfile
+    import time
+
+    base = Path(tempfile.mkdtemp(prefix="demo-dk-", dir="/tmp"))
+    host = f"unix://{base}/docker.sock"
+    proc = subprocess.Popen(["dockerd", "--storage-driver=vfs", "--iptables=false", "--ip6tables=false",
+                             "--bridge=none", "--host", host, "--data-root", str(base / "data"),
+                             "--exec-root", str(base / "exec"), "--pidfile", str(base / "dockerd.pid")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(300):
+        if _engine_up(host):
+            print(f"(started a private dockerd on {host} for the demo)")
+            return host, proc, base
+        time.sleep(0.1)
+    proc.terminate()
+    return None
 
 
 if __name__ == "__main__":
