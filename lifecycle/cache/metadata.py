@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lifecycle.image.model import validation_text
+
 METADATA_LABEL = "io.buildpacks.lifecycle.cache.metadata"
 
 
@@ -96,6 +98,4 @@ def parse(raw: bytes | str) -> CacheMetadata:
     try:
         return CacheMetadata.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"cache metadata is not valid: {loc}: {first['msg']}") from None
+        raise ValueError(f"cache metadata is not valid: {validation_text(exc)}") from None

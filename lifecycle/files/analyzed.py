@@ -10,24 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from lifecycle.files import _toml
+from lifecycle.files._model import KebabModel
 
 
-class _Kebab(BaseModel):
-    model_config = ConfigDict(alias_generator=lambda s: s.replace("_", "-"), populate_by_name=True,
-                              extra="ignore")
-
-
-class Distro(_Kebab):
+class Distro(KebabModel):
     """``[run-image.target.distro]``."""
 
     name: str = ""
     version: str = ""
 
 
-class Target(_Kebab):
+class Target(KebabModel):
     """``[run-image.target]``: what the run image runs on."""
 
     id: str | None = None
@@ -37,7 +33,7 @@ class Target(_Kebab):
     distro: Distro | None = None
 
 
-class RunImage(_Kebab):
+class RunImage(KebabModel):
     """``[run-image]``."""
 
     reference: str = ""
@@ -46,13 +42,13 @@ class RunImage(_Kebab):
     target: Target | None = None
 
 
-class PreviousImage(_Kebab):
+class PreviousImage(KebabModel):
     """``[image]``: the previous app image; ``reference`` is empty when none was found."""
 
     reference: str = ""
 
 
-class Analyzed(_Kebab):
+class Analyzed(KebabModel):
     """The whole file."""
 
     previous_image: PreviousImage | None = Field(default=None, alias="image")

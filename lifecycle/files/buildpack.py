@@ -27,22 +27,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from lifecycle.errors import LifecycleError
 from lifecycle.files import _toml
+from lifecycle.files._model import KebabModel
 from lifecycle.files.group import escape_id
 from lifecycle.files.order import OrderGroup
 
 __all__ = ["BuildpackInfo", "BuildpackToml", "Distro", "TargetSpec", "lookup", "read"]
 
 
-class _Kebab(BaseModel):
-    model_config = ConfigDict(alias_generator=lambda s: s.replace("_", "-"), populate_by_name=True,
-                              extra="ignore")
 
 
-class BuildpackInfo(_Kebab):
+class BuildpackInfo(KebabModel):
     """``[buildpack]``."""
 
     id: str = ""
@@ -54,14 +52,14 @@ class BuildpackInfo(_Kebab):
     sbom_formats: list[str] = Field(default_factory=list)
 
 
-class Distro(_Kebab):
+class Distro(KebabModel):
     """``[[targets.distros]]``."""
 
     name: str = ""
     version: str = ""
 
 
-class TargetSpec(_Kebab):
+class TargetSpec(KebabModel):
     """``[[targets]]``: where the buildpack can run; empty fields match anything."""
 
     os: str = ""
@@ -70,11 +68,11 @@ class TargetSpec(_Kebab):
     distros: list[Distro] = Field(default_factory=list)
 
 
-class _Stack(_Kebab):
+class _Stack(KebabModel):
     id: str = ""
 
 
-class BuildpackToml(_Kebab):
+class BuildpackToml(KebabModel):
     """The whole file, plus the directory it was read from."""
 
     api: str = ""

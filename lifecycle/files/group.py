@@ -17,16 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from lifecycle.files import _toml
+from lifecycle.files._model import KebabModel
 
 __all__ = ["Group", "GroupEntry", "escape_id", "read", "write"]
 
 
-class _Kebab(BaseModel):
-    model_config = ConfigDict(alias_generator=lambda s: s.replace("_", "-"), populate_by_name=True,
-                              extra="ignore")
 
 
 def escape_id(buildpack_id: str) -> str:
@@ -34,7 +32,7 @@ def escape_id(buildpack_id: str) -> str:
     return buildpack_id.replace("/", "_")
 
 
-class GroupEntry(_Kebab):
+class GroupEntry(KebabModel):
     """One ``[[group]]`` element."""
 
     id: str
@@ -60,7 +58,7 @@ class GroupEntry(_Kebab):
         return out
 
 
-class Group(_Kebab):
+class Group(KebabModel):
     """The whole file."""
 
     group: list[GroupEntry] = Field(default_factory=list)

@@ -16,10 +16,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from lifecycle.api import ApiVersion
 from lifecycle.errors import LifecycleError
+from lifecycle.files._model import KebabModel
 from lifecycle.files.metadata import Label, Process, Slice
 
 __all__ = [
@@ -34,12 +35,9 @@ __all__ = [
 FORBIDDEN_TYPE_CHARACTERS = "/><:|&\\"
 
 
-class _Kebab(BaseModel):
-    model_config = ConfigDict(alias_generator=lambda s: s.replace("_", "-"), populate_by_name=True,
-                              extra="ignore")
 
 
-class ProcessEntry(_Kebab):
+class ProcessEntry(KebabModel):
     """A ``[[processes]]`` entry after API-specific decoding."""
 
     type: str = ""
@@ -56,7 +54,7 @@ class ProcessEntry(_Kebab):
                        buildpack_id=buildpack_id, working_dir=self.working_dir, exec_env=self.exec_env)
 
 
-class LaunchToml(_Kebab):
+class LaunchToml(KebabModel):
     """The whole ``launch.toml``."""
 
     labels: list[Label] = Field(default_factory=list)
@@ -65,11 +63,11 @@ class LaunchToml(_Kebab):
     bom: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class _Unmet(_Kebab):
+class _Unmet(KebabModel):
     name: str = ""
 
 
-class BuildToml(_Kebab):
+class BuildToml(KebabModel):
     """The whole ``build.toml``."""
 
     unmet: list[_Unmet] = Field(default_factory=list)

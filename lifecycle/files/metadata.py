@@ -18,19 +18,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from lifecycle.files import _toml
+from lifecycle.files._model import KebabModel
 
 __all__ = ["BuildMetadata", "BuildpackRef", "Label", "Process", "Slice", "read", "write"]
 
 
-class _Kebab(BaseModel):
-    model_config = ConfigDict(alias_generator=lambda s: s.replace("_", "-"), populate_by_name=True,
-                              extra="ignore")
 
 
-class BuildpackRef(_Kebab):
+class BuildpackRef(KebabModel):
     """One ``[[buildpacks]]`` (or ``[[extensions]]``) entry."""
 
     id: str
@@ -46,20 +44,20 @@ class BuildpackRef(_Kebab):
         return out
 
 
-class Label(_Kebab):
+class Label(KebabModel):
     """One ``[[labels]]`` entry: an image label a buildpack asked for."""
 
     key: str
     value: str = ""
 
 
-class Slice(_Kebab):
+class Slice(KebabModel):
     """One ``[[slices]]`` entry: globs relative to the app dir that make one app layer."""
 
     paths: list[str] = Field(default_factory=list)
 
 
-class Process(_Kebab):
+class Process(KebabModel):
     """One ``[[processes]]`` entry."""
 
     type: str
@@ -88,7 +86,7 @@ class Process(_Kebab):
         return out
 
 
-class BuildMetadata(_Kebab):
+class BuildMetadata(KebabModel):
     """The whole file."""
 
     buildpacks: list[BuildpackRef] = Field(default_factory=list)

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from lifecycle.files import _toml
+from lifecycle.files._model import KebabModel
 
 __all__ = ["Order", "OrderEntry", "OrderGroup", "read"]
 
 
-class _Kebab(BaseModel):
-    model_config = ConfigDict(alias_generator=lambda s: s.replace("_", "-"), populate_by_name=True,
-                              extra="ignore")
 
 
-class OrderEntry(_Kebab):
+class OrderEntry(KebabModel):
     """One ``[[order.group]]`` element."""
 
     id: str
@@ -36,13 +34,13 @@ class OrderEntry(_Kebab):
     optional: bool = False
 
 
-class OrderGroup(_Kebab):
+class OrderGroup(KebabModel):
     """One ``[[order]]`` table."""
 
     group: list[OrderEntry] = Field(default_factory=list)
 
 
-class Order(_Kebab):
+class Order(KebabModel):
     """The whole file."""
 
     order: list[OrderGroup] = Field(default_factory=list)

@@ -20,20 +20,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from lifecycle.files import _toml
+from lifecycle.files._model import KebabModel
 
 __all__ = ["BuildpackPlan", "DetectPlan", "Plan", "PlanEntry", "PlanSections", "Provide", "Provider",
            "Require", "read", "write"]
 
 
-class _Kebab(BaseModel):
-    model_config = ConfigDict(alias_generator=lambda s: s.replace("_", "-"), populate_by_name=True,
-                              extra="ignore")
 
 
-class Require(_Kebab):
+class Require(KebabModel):
     """A requirement: ``name``, deprecated top-level ``version``, free-form ``metadata``."""
 
     name: str = ""
@@ -50,27 +48,27 @@ class Require(_Kebab):
         return out
 
 
-class Provide(_Kebab):
+class Provide(KebabModel):
     """A provision: ``name``."""
 
     name: str = ""
 
 
-class Provider(_Kebab):
+class Provider(KebabModel):
     """A buildpack that provides a plan entry."""
 
     id: str
     version: str = ""
 
 
-class PlanEntry(_Kebab):
+class PlanEntry(KebabModel):
     """One ``[[entries]]`` of ``plan.toml``."""
 
     providers: list[Provider] = Field(default_factory=list)
     requires: list[Require] = Field(default_factory=list)
 
 
-class Plan(_Kebab):
+class Plan(KebabModel):
     """``plan.toml``."""
 
     entries: list[PlanEntry] = Field(default_factory=list)
@@ -96,7 +94,7 @@ class Plan(_Kebab):
             for e in self.entries]}
 
 
-class PlanSections(_Kebab):
+class PlanSections(KebabModel):
     """One alternative of a detect plan."""
 
     requires: list[Require] = Field(default_factory=list)
@@ -113,7 +111,7 @@ class DetectPlan(PlanSections):
         return [PlanSections(requires=self.requires, provides=self.provides), *self.or_]
 
 
-class BuildpackPlan(_Kebab):
+class BuildpackPlan(KebabModel):
     """The plan given to one buildpack's ``bin/build`` (``CNB_BP_PLAN_PATH``)."""
 
     entries: list[Require] = Field(default_factory=list)

@@ -17,26 +17,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from lifecycle.files import _toml
+from lifecycle.files._model import KebabModel
 from lifecycle.files.order import OrderEntry
 
 __all__ = ["System", "SystemBuildpacks", "read"]
 
 
-class _Kebab(BaseModel):
-    model_config = ConfigDict(alias_generator=lambda s: s.replace("_", "-"), populate_by_name=True,
-                              extra="ignore")
 
 
-class SystemBuildpacks(_Kebab):
+class SystemBuildpacks(KebabModel):
     """``[system.pre]`` or ``[system.post]``."""
 
     buildpacks: list[OrderEntry] = Field(default_factory=list)
 
 
-class System(_Kebab):
+class System(KebabModel):
     """``[system]``."""
 
     pre: SystemBuildpacks = Field(default_factory=SystemBuildpacks)

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
-
 from lifecycle.errors import ImageError
 from lifecycle.image import model as m
 from lifecycle.image.ref import valid_digest
@@ -218,13 +216,7 @@ class Layout:
 
     @staticmethod
     def _parse(model: type[Any], data: bytes, what: str) -> Any:
-        raw = _json(data, what)
-        try:
-            return model.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            raise ImageError(f"{what} is not valid: {loc + ': ' if loc else ''}{first['msg']}") from None
+        return m.parse_blob(model, data, what)
 
     # ---- writing ---------------------------------------------------------------------------
     def init(self) -> None:

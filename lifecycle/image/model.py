@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lifecycle.errors import ImageError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -132,6 +134,25 @@ class ImageConfig(_Model):
     def labels(self) -> dict[str, str]:
         """Image labels (empty dict when none)."""
         return dict(self.config.Labels or {})
+
+
+def validation_text(exc: ValidationError) -> str:
+    """The first validation problem as ``<location>: <message>``."""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    return f"{loc + ': ' if loc else ''}{first['msg']}"
+
+
+def parse_blob(model: type[Any], data: bytes, what: str) -> Any:
+    """JSON bytes -> ``model``; malformed input is an :class:`ImageError` naming ``what``."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise ImageError(f"{what} is not valid JSON") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ImageError(f"{what} is not valid: {validation_text(exc)}") from None
 
 
 def canonical_json(data: dict[str, Any]) -> bytes:

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from pydantic import ValidationError
 
 from lifecycle.errors import ImageError
 from lifecycle.image import model as m
@@ -546,17 +545,7 @@ class RegistryImage:
         return False
 
 
-def _parse_model(model: type[Any], data: bytes, what: str) -> Any:
-    try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise ImageError(f"{what} is not valid JSON") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ImageError(f"{what} is not valid: {loc}: {first['msg']}") from None
+_parse_model = m.parse_blob
 
 
 def _pick_platform(index: m.Index, where: str) -> m.Descriptor:
