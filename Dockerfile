@@ -1,14 +1,17 @@
 # The lifecycle image: /cnb/lifecycle/<phase> entry points backed by the Python package.
+# See spec/image.md.
 #
-# Build (from the repo root; `make image` does both steps):
-#   tests/image_build/make_wheels.sh                    # the package and its dependencies, as wheels
-#   docker build -t cnb-lifecycle:dev .
-# Offline machines build from a locally made base (tests/image_build/make_base.sh):
+# Build (from the repo root; `make image` does all of it, offline once `make image-inputs` ran):
+#   make image-inputs                                   # dependency wheels (dist/wheels), base rootfs tarball
+#   tests/image_build/make_wheels.sh --package-only     # the package wheel, from the work tree, offline
+#   tests/image_build/make_base.sh --import-only        # lifecycle-base:bookworm from the cached tarball
 #   docker build --build-arg BASE_IMAGE=lifecycle-base:bookworm -t cnb-lifecycle:dev .
-# Any base with python3 3.11 and its venv module works (the wheels are cp311 / py3).
+# Without the build arg the base is python:3.11-slim (pulled from Docker Hub). Any base with
+# python3 3.11 and its venv module works (the wheels are cp311 / py3). The build itself never
+# reaches a package index: pip installs from the context's wheels only.
 #
 # One COPY and one RUN on purpose: each step costs a full copy of the root filesystem on
-# storage drivers such as vfs (the test daemon's): about 30 s each here.
+# storage drivers such as vfs (the test daemon's): about 10-30 s each here.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint type demo bench image clean
+.PHONY: install test lint type demo bench image image-inputs clean
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-test: install
+test: install image-inputs
 	$(VENV)/bin/pytest -n 2 -q
 
 lint: install
@@ -27,10 +27,22 @@ demo: install
 bench: install
 	$(PY) bench/export.py
 
-# BASE_IMAGE=lifecycle-base:bookworm (made by tests/image_build/make_base.sh) builds offline.
-image: install
+# What the lifecycle image is built from, fetched here (install-step work, the only network use):
+# dependency wheels into dist/wheels (pip's index) and the debootstrap'd base rootfs tarball
+# (Debian mirror; needs root and debootstrap; cached in $${LIFECYCLE_BASE_CACHE:-/var/cache/lifecycle-base}).
+# tests/image_build builds the image offline from these; it fails when they are missing.
+image-inputs: install
 	tests/image_build/make_wheels.sh $(PY) dist/wheels
-	DOCKER_BUILDKIT=0 docker build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t cnb-lifecycle:dev .
+	tests/image_build/make_base.sh --tarball-only
+
+# cnb-lifecycle:dev in the default daemon, offline from image-inputs: the package wheel is rebuilt
+# from the work tree, the base is lifecycle-base:bookworm imported from the cached tarball.
+# BASE_IMAGE=<image> builds on another base (any python3 3.11 with venv, e.g. python:3.11-slim).
+image: image-inputs
+	tests/image_build/make_wheels.sh --package-only $(PY) dist/wheels
+	$(if $(BASE_IMAGE),,tests/image_build/make_base.sh --import-only)
+	DOCKER_BUILDKIT=0 docker build --build-arg BASE_IMAGE=$(or $(BASE_IMAGE),lifecycle-base:bookworm) \
+		-t cnb-lifecycle:dev .
 
 clean:
 	rm -rf $(VENV) demo-oci .pytest_cache

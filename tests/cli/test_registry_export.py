@@ -80,3 +80,14 @@ def test_registry_behind_basic_auth(run: Run, registry: Registry, tmp_path: Path
     errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1, out
     assert "Traceback" not in out
+
+
+def test_tags_on_another_registry_are_refused(run: Run, tmp_path: Path) -> None:
+    for program, args in (("analyzer", ["-run-image", "127.0.0.1:1/busybox", "-tag", "example.com/app:v2"]),
+                          ("exporter", ["-run-image", "127.0.0.1:1/busybox"])):
+        extra = ["example.com/app:v2"] if program == "exporter" else []
+        res = run(program, "-layers", str(tmp_path), *args, "127.0.0.1:1/app", *extra)
+        assert res.returncode == 3, res.stdout
+        assert res.stdout.strip().splitlines()[-1] == "ERROR: writing to multiple registries is unsupported", \
+            res.stdout
+        assert sum(line.startswith("ERROR:") for line in res.stdout.splitlines()) == 1
