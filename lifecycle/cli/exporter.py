@@ -34,8 +34,11 @@ def run(ctx: Context) -> None:
     except CacheError as exc:
         ctx.logger.warning(f"Failed to export cache: {exc}")
         cache = None
+    if s["launch-cache"] and not s["daemon"]:
+        ctx.logger.warning("Ignoring -launch-cache, only intended for use with -daemon")
     if cache is None:
-        ctx.logger.warning("No cached data will be used, no cache specified.")
+        if ctx.program != "creator":  # the creator's restore step already said so
+            ctx.logger.warning("No cached data will be used, no cache specified.")
         if s["parallel"]:
             ctx.logger.warning("Parallel export has been enabled, but it has not taken effect because no cache "
                                "has been specified.")

@@ -367,3 +367,38 @@ def test_runs_under_dockerd(run: Run, ws: Workspace, dockerd: object) -> None:
                       name, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.strip() == "other process"
+
+
+def test_launch_layer_with_only_toml_is_reused_or_fails(run: Run, ws: Workspace) -> None:
+    ws.analyze(run)
+    ws.export(run)
+    first_ids = ws.manifest()[2]["rootfs"]["diff_ids"]  # type: ignore[index]
+    shutil.rmtree(ws.layers / "acme_bp" / "launch-layer")
+    ws.analyze(run)
+    out = ws.export(run)
+    assert "Reusing layer 'acme/bp:launch-layer'" in out
+    assert ws.manifest()[2]["rootfs"]["diff_ids"] == first_ids  # type: ignore[index]
+    ws.analyze(run, "-previous-image", "no-such-image")
+    out = ws.export(run, code=62)
+    assert ("ERROR: failed to export: cannot reuse 'acme/bp:launch-layer', previous image has no metadata "
+            "for layer 'acme/bp:launch-layer'") in out
+
+
+def test_reuse_from_sparse_previous_image(run: Run, ws: Workspace) -> None:
+    ws.analyze(run)
+    ws.export(run)
+    _digest, manifest, config = ws.manifest()
+    previous = ws.image_dir("prev-app")
+    shutil.copytree(ws.image_dir(), previous)
+    launch_blob = manifest["layers"][1]["digest"]  # type: ignore[index]
+    (previous / "blobs" / "sha256" / launch_blob.split(":")[1]).unlink()
+    ws.analyze(run, "-previous-image", "prev-app", image="new-app")
+    out = ws.export(run, image="new-app")
+    assert "Reusing layer 'acme/bp:launch-layer'" in out
+    _d, new_manifest, new_config = ws.manifest("new-app")
+    assert new_config["rootfs"]["diff_ids"] == config["rootfs"]["diff_ids"]  # type: ignore[index]
+    assert new_manifest["layers"][1]["digest"] == launch_blob  # type: ignore[index]
+    present = blobs(ws.image_dir("new-app"))
+    assert launch_blob.split(":")[1] not in present  # listed, never fabricated (D4)
+    for layer in new_manifest["layers"][2:]:  # type: ignore[index]
+        assert layer["digest"].split(":")[1] in present
