@@ -77,7 +77,10 @@ def main() -> None:
         subprocess.run([str(BIN / "analyzer"), *common, "-run-image", "busybox", "bench-app"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         warm = timed([str(BIN / "exporter"), *common, "-app", str(app), "bench-app"], env=env)
+        app_blob = max((p.stat().st_size for p in (oci / "index.docker.io" / "library" / "bench-app" / "latest"
+                                                   / "blobs" / "sha256").iterdir()), default=0)
         pigz = timed(f"tar -C {work} -cf - workspace | pigz -6 > {work}/ref.tgz", shell=True)
+        pigz_size = (work / "ref.tgz").stat().st_size
         umoci = umoci_repack(work, app)
         mib = size / (1 << 20)
         print(f"app: {mib:.0f} MiB in {sum(1 for _ in app.rglob('*'))} entries; 2 export threads; isal level 2")
@@ -85,6 +88,7 @@ def main() -> None:
         for name, (wall, peak) in (("exporter, cold", cold), ("exporter, with previous image", warm),
                                    ("tar -c | pigz -6 (reference)", pigz), ("umoci repack (reference)", umoci)):
             print(f"{name:<36}{wall:>8.2f}{peak:>10.0f}{wall / pigz[0]:>9.2f}{wall / umoci[0]:>9.2f}")
+        print(f"compressed app layer: {app_blob / (1 << 20):.1f} MiB (pigz -6: {pigz_size / (1 << 20):.1f} MiB)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
