@@ -23,7 +23,6 @@ from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
 from lifecycle.files import group as group_file
 from lifecycle.files import layer as layer_file
 from lifecycle.files import metadata as metadata_file
-from lifecycle.files import run as run_toml
 from lifecycle.files._toml import read as read_toml
 from lifecycle.image import model as m
 from lifecycle.image.layout import Layout
@@ -32,14 +31,10 @@ from lifecycle.launch.script import render_launch_script, write_launch_script
 from lifecycle.layers import slices as app_slices
 from lifecycle.layers.blob import Layer, build_layer, diff_id_of
 from lifecycle.layers.tar import Entry, dir_entries, parent_entries
+from lifecycle.phases import export_config as cfg
 from lifecycle.phases.analyzer import run_image_missing
+from lifecycle.phases.export_config import LAUNCHER_PATH, LIFECYCLE_LABEL, PROCESS_DIR
 
-LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
-BUILD_LABEL = "io.buildpacks.build.metadata"
-PROJECT_LABEL = "io.buildpacks.project.metadata"
-EXEC_ENV_LABEL = "io.buildpacks.exec-env"
-LAUNCHER_PATH = "/cnb/lifecycle/launcher"
-PROCESS_DIR = "/cnb/process"
 DEFAULT_CREATED = "1980-01-01T00:00:01Z"
 BAD_TYPE_CHARS = set("/><:|&\\")
 
@@ -473,99 +468,31 @@ class _Exporter:
     def _config(self, run_image: StoredImage, meta: metadata_file.BuildMetadata, entrypoint: str,
                 layer_rows: list[tuple[str, m.Descriptor, str]], others: list[_Built],
                 bp_labels: list[dict[str, Any]], created: str) -> dict[str, Any]:
+        from lifecycle import __version__
+
         inputs = self.inputs
-        config = run_image.config.dump()
-        config.pop("container", None)
-        config["created"] = created
-        history = [h for h in (run_image.config.history or []) if not h.empty_layer]
-        if len(history) != len(run_image.diff_ids):
-            rows: list[dict[str, Any]] = [{} for _ in run_image.diff_ids]
-        else:
-            rows = [h.dump() for h in history]
-        for row in rows:
-            row.pop("empty_layer", None)
-            row["created"] = created
-        rows += [{"created": created, "created_by": hist} for _, _, hist in layer_rows]
-        config["history"] = rows
-        config["rootfs"] = {"type": "layers", "diff_ids": [*run_image.diff_ids, *(d for d, _, _ in layer_rows)]}
-        cfg = config.setdefault("config", {})
-        env = _set_env(cfg.get("Env") or [], {
-            "CNB_LAYERS_DIR": os.path.abspath(inputs.layers),
-            "CNB_APP_DIR": os.path.abspath(inputs.app),
-            "CNB_PLATFORM_API": inputs.platform_api,
-            "CNB_DEPRECATION_MODE": "quiet",
-        })
-        run_path = _env_value(env, "PATH")
-        env = _set_env(env, {"PATH": f"{PROCESS_DIR}:/cnb/lifecycle:{run_path or ''}"})
-        cfg["Env"] = env
-        cfg["WorkingDir"] = os.path.abspath(inputs.app)
-        cfg["Entrypoint"] = [f"{PROCESS_DIR}/{entrypoint}"] if entrypoint else [LAUNCHER_PATH]
+        slots = {b.planned.label: b.diff_id for b in others if b.planned.label != "app"}
+        app = [b.diff_id for b in others if b.planned.label == "app"]
+        run_entry = cfg.run_toml_entry(inputs.run, inputs.run_image, run_image)
+        labels = {
+            cfg.LIFECYCLE_LABEL: cfg.compact_json(cfg.lifecycle_label(run_image, app=app, slots=slots,
+                                                                       buildpacks=bp_labels, run_entry=run_entry)),
+            cfg.BUILD_LABEL: cfg.compact_json(cfg.build_label(meta, __version__)),
+            cfg.PROJECT_LABEL: cfg.compact_json(read_toml(inputs.project_metadata, missing_ok=True) or {}),
+        }
+        if inputs.exec_env:
+            labels[cfg.EXEC_ENV_LABEL] = inputs.exec_env
+        labels.update({label.key: label.value for label in meta.labels})
+        env = {"CNB_LAYERS_DIR": os.path.abspath(inputs.layers), "CNB_APP_DIR": os.path.abspath(inputs.app),
+               "CNB_PLATFORM_API": inputs.platform_api, "CNB_DEPRECATION_MODE": "quiet"}
         if entrypoint:
             self.log.info(f"Setting default process type '{entrypoint}'")
         else:
             self.log.info("no default process type")
-        cfg.pop("Cmd", None)
-        labels = dict(cfg.get("Labels") or {})
-        by_slot = {b.planned.label: b.diff_id for b in others if b.planned.label != "app"}
-        app_shas = [{"sha": b.diff_id} for b in others if b.planned.label == "app"]
-        run_entry = self._run_toml_entry(run_image)
-        lifecycle_label: dict[str, Any] = {"app": app_shas}
-        if "sbom" in by_slot:
-            lifecycle_label["sbom"] = {"sha": by_slot["sbom"]}
-        lifecycle_label["buildpacks"] = bp_labels
-        lifecycle_label["config"] = {"sha": by_slot.get("config", "")}
-        lifecycle_label["launcher"] = {"sha": by_slot.get("launcher", "")}
-        lifecycle_label["process-types"] = {"sha": by_slot.get("process-types", "")}
-        lifecycle_label["runImage"] = {"topLayer": run_image.diff_ids[-1] if run_image.diff_ids else "",
-                                       "reference": run_image.identifier, **run_entry}
-        lifecycle_label["stack"] = {"runImage": run_entry}
-        labels[LIFECYCLE_LABEL] = _json(lifecycle_label)
-        labels[BUILD_LABEL] = _json(self._build_label(meta))
-        labels[PROJECT_LABEL] = _json(self._project_label())
-        if inputs.exec_env:
-            labels[EXEC_ENV_LABEL] = inputs.exec_env
-        for label in meta.labels:
-            labels[label.key] = label.value
-        for key in (LIFECYCLE_LABEL, BUILD_LABEL, PROJECT_LABEL):
+        for key in (cfg.LIFECYCLE_LABEL, cfg.BUILD_LABEL, cfg.PROJECT_LABEL):
             self.log.info(f"Adding label '{key}'")
-        cfg["Labels"] = labels
-        return config
-
-    def _run_toml_entry(self, run_image: StoredImage) -> dict[str, Any]:
-        images = run_toml.read_images(self.inputs.run)
-        if images:
-            first = images[0]
-            entry: dict[str, Any] = {"image": str(first["image"])}
-            if first.get("mirrors"):
-                entry["mirrors"] = [str(x) for x in first["mirrors"]]
-            return entry
-        return {"image": self.inputs.run_image if not self.inputs.run_image.startswith("/") else str(run_image.path)}
-
-    def _build_label(self, meta: metadata_file.BuildMetadata) -> dict[str, Any]:
-        buildpacks = []
-        for bp in meta.buildpacks:
-            item: dict[str, Any] = {"id": bp.id, "version": bp.version}
-            if bp.homepage:
-                item["homepage"] = bp.homepage
-            buildpacks.append(item)
-        processes = []
-        for proc in meta.processes:
-            p: dict[str, Any] = {"type": proc.type, "command": list(proc.command), "args": list(proc.args),
-                                 "direct": proc.direct, "buildpackID": proc.buildpack_id}
-            if proc.working_dir:
-                p["working-dir"] = proc.working_dir
-            processes.append(p)
-        from lifecycle import __version__
-
-        launcher = {"version": __version__, "source": {"git": {"repository": "", "commit": ""}}}
-        label: dict[str, Any] = {"buildpacks": buildpacks, "launcher": launcher, "processes": processes}
-        if meta.buildpack_default_process_type:
-            label["buildpack-default-process-type"] = meta.buildpack_default_process_type
-        return label
-
-    def _project_label(self) -> dict[str, Any]:
-        data = read_toml(self.inputs.project_metadata, missing_ok=True)
-        return data or {}
+        return cfg.image_config(run_image, new_layers=[(d, h) for d, _, h in layer_rows], entrypoint=entrypoint,
+                                env=env, working_dir=os.path.abspath(inputs.app), created=created, labels=labels)
 
 
 def _layer_descriptors(image: StoredImage) -> list[m.Descriptor]:
@@ -617,31 +544,6 @@ def _identifier(reference: str) -> str:
     if reference.startswith("/"):
         return "latest"
     return refs.parse(reference).identifier
-
-
-def _set_env(env: list[str], values: dict[str, str]) -> list[str]:
-    out = list(env)
-    for key, value in values.items():
-        line = f"{key}={value}"
-        for i, existing in enumerate(out):
-            if existing.split("=", 1)[0] == key:
-                out[i] = line
-                break
-        else:
-            out.append(line)
-    return out
-
-
-def _env_value(env: list[str], key: str) -> str | None:
-    for line in env:
-        name, _, value = line.partition("=")
-        if name == key:
-            return value
-    return None
-
-
-def _json(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"))
 
 
 def _human(size: int) -> str:

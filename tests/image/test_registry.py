@@ -24,6 +24,7 @@ import pytest
 
 from lifecycle.errors import ImageError
 from lifecycle.image import registry as regmod
+from lifecycle.image import registry_client as clientmod
 from lifecycle.image.auth import Keychain, parse_docker_config, parse_registry_auth
 from lifecycle.image.registry import RegistryClient, RegistryStore, parse_challenge, push_layout_image
 from tests.conftest import BUSYBOX, BUSYBOX_LAYER, BUSYBOX_MANIFEST, Run, base_env, require_tool
@@ -276,8 +277,8 @@ def test_push_sparse_layout_without_source_fails_clearly(registry: Registry, tmp
 
 
 def test_push_chunked(registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(regmod, "CHUNKED_UPLOAD_THRESHOLD", 1000)
-    monkeypatch.setattr(regmod, "UPLOAD_CHUNK", 4096)
+    monkeypatch.setattr(clientmod, "CHUNKED_UPLOAD_THRESHOLD", 1000)
+    monkeypatch.setattr(clientmod, "UPLOAD_CHUNK", 4096)
     layout = tmp_path / "big"
     digest = app_layout(layout, {"app/big.bin": hashlib.sha512(b"x").digest() * 300})
     ref = f"{registry.host}/apps/chunked:latest"
