@@ -28,7 +28,7 @@ BASE_PATH = "/cnb/process:/usr/local/bin:/usr/bin:/bin:/cnb/lifecycle"
 @pytest.fixture(scope="session")
 def busybox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not BUSYBOX_LAYER.exists():
-        pytest.skip(f"busybox layer fixture missing: {BUSYBOX_LAYER}")
+        pytest.fail(f"busybox layer fixture missing: {BUSYBOX_LAYER}")
     dest = tmp_path_factory.mktemp("busybox") / "busybox"
     with tarfile.open(BUSYBOX_LAYER) as tar:
         src = tar.extractfile("bin/busybox")  # a hard link in the layer; tarfile resolves it
