@@ -18,10 +18,8 @@ from lifecycle.launch.script import render_launch_script, write_launch_script
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = REPO / "cnb" / "lifecycle" / "launcher"
-BUSYBOX_LAYER = Path(
-    "/work/shared/fixtures/layout-repo/index.docker.io/library/busybox/latest/blobs/sha256/"
-    "405fecb6a2fa4f29683f977e7e3b852bf6f8975a2aba647d234d2371894943da"
-)
+BUSYBOX_LAYER = (REPO / "tests" / "fixtures" / "layout-repo" / "index.docker.io" / "library" / "busybox" / "latest"
+                 / "blobs" / "sha256" / "405fecb6a2fa4f29683f977e7e3b852bf6f8975a2aba647d234d2371894943da")
 BASE_PATH = "/cnb/process:/usr/local/bin:/usr/bin:/bin:/cnb/lifecycle"
 
 
