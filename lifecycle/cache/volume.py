@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from lifecycle.cache import CacheError, CacheReadError, check_diff_id
 from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata, parse
+from lifecycle.image.layout import file_digest
 
 CHUNK = 1 << 20
 
@@ -41,15 +42,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def file_digest(path: Path) -> str:
-    """``sha256:<hex>`` of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 class VolumeCache:
