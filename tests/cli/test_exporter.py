@@ -402,3 +402,21 @@ def test_reuse_from_sparse_previous_image(run: Run, ws: Workspace) -> None:
     assert launch_blob.split(":")[1] not in present  # listed, never fabricated (D4)
     for layer in new_manifest["layers"][2:]:  # type: ignore[index]
         assert layer["digest"].split(":")[1] in present
+
+
+def test_parallel_export_writes_image_and_cache(run: Run, ws: Workspace, tmp_path: Path) -> None:
+    ws.analyze(run)
+    serial_cache, parallel_cache = tmp_path / "cache-serial", tmp_path / "cache-parallel"
+    serial_cache.mkdir()
+    parallel_cache.mkdir()
+    ws.export(run, "-cache-dir", str(serial_cache))
+    serial_digest = ws.manifest()[0]
+    shutil.rmtree(ws.image_dir())
+    out = ws.export(run, "-cache-dir", str(parallel_cache), env=base_env(CNB_PARALLEL_EXPORT="true"))
+    assert "Adding cache layer 'acme/bp:cache-layer'" in out
+    assert ws.manifest()[0] == serial_digest
+    committed = sorted(p.name for p in (parallel_cache / "committed").iterdir())
+    assert committed == sorted(p.name for p in (serial_cache / "committed").iterdir())
+    assert "io.buildpacks.lifecycle.cache.metadata" in committed
+    out = ws.export(run, "-parallel")
+    assert "Parallel export has been enabled, but it has not taken effect because no cache has been specified." in out
