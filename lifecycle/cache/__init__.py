@@ -4,7 +4,9 @@ Two kinds share one interface (:class:`Cache`):
 
 - :class:`~lifecycle.cache.volume.VolumeCache` (``-cache-dir``): upstream's directory format;
 - :class:`~lifecycle.cache.image.ImageCache` (``-cache-image`` with ``-oci``): a cache image in
-  an OCI layout under the layout root.
+  an OCI layout under the layout root;
+- :class:`~lifecycle.cache.registry_image.RegistryImageCache` (``-cache-image`` in registry mode,
+  neither ``-oci`` nor ``-daemon``): a cache image in a registry, as upstream keeps it.
 
 Layers are identified by diffID (``sha256:<hex>`` of the uncompressed tar). Reading a layer
 hands out the uncompressed tar stream; the reader verifies it (the restorer hashes while it
@@ -22,6 +24,8 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata
 
 if TYPE_CHECKING:
+    from lifecycle.image.daemon import DaemonStore
+    from lifecycle.image.registry import RegistryStore
     from lifecycle.image.store import LayoutStore
     from lifecycle.platform.settings import Settings
 
@@ -93,16 +97,34 @@ class Cache(Protocol):
         ...
 
 
-def open_cache(*, cache_dir: str | Path | None, cache_image: str | None, store: LayoutStore | None,
-               logger: Any) -> Cache | None:
-    """Open the cache the platform asked for: the image wins over the directory (upstream); None
-    when neither is given. Raises CacheError when the cache cannot be opened."""
-    if cache_image:
-        from lifecycle.cache.image import ImageCache
+DAEMON_CACHE_IMAGE = ("-cache-image is not supported with -daemon (cache images live in a registry, or "
+                      "in a layout with -oci); use -cache-dir")
 
+
+def open_cache(*, cache_dir: str | Path | None, cache_image: str | None,
+               store: LayoutStore | RegistryStore | DaemonStore | None, logger: Any) -> Cache | None:
+    """Open the cache the platform asked for: the image wins over the directory (upstream); None
+    when neither is given. The cache image lives where ``store`` keeps images: a layout store gives
+    an :class:`~lifecycle.cache.image.ImageCache`, a registry store a
+    :class:`~lifecycle.cache.registry_image.RegistryImageCache`; the daemon keeps none. Raises
+    CacheError when the cache cannot be opened."""
+    if cache_image:
+        from lifecycle.image.store import LayoutStore
+
+        if isinstance(store, LayoutStore):
+            from lifecycle.cache.image import ImageCache
+
+            return ImageCache(store, cache_image, logger)
         if store is None:
-            raise CacheError("cache images are only supported in OCI layout mode (-oci)")
-        return ImageCache(store, cache_image, logger)
+            raise CacheError("-cache-image needs an image store: a registry, or a layout with -oci")
+        if store.kind == "daemon":
+            raise CacheError(DAEMON_CACHE_IMAGE)
+        from lifecycle.cache.registry_image import RegistryImageCache
+        from lifecycle.image.registry import RegistryStore
+
+        if not isinstance(store, RegistryStore):  # pragma: no cover - the three stores are above
+            raise CacheError(f"cache images are not supported in {store.kind} mode")
+        return RegistryImageCache(store, cache_image, logger)
     if cache_dir:
         from lifecycle.cache.volume import VolumeCache
 
@@ -112,18 +134,17 @@ def open_cache(*, cache_dir: str | Path | None, cache_image: str | None, store: 
 
 def from_settings(settings: Settings, logger: Any) -> Cache | None:
     """``open_cache`` from a phase's resolved settings (``-cache-dir``, ``-cache-image``, ``-oci``,
-    ``-oci-dir``, ``-daemon``)."""
+    ``-oci-dir``, ``-daemon``, ``-insecure-registry``; registry credentials from
+    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them)."""
     image = str(settings["cache-image"] or "")
-    store = None
+    store: LayoutStore | RegistryStore | DaemonStore | None = None
     if image:
-        from lifecycle.image.store import LayoutStore, open_store
+        from lifecycle.image.store import open_store
 
-        if not settings["oci"]:
-            raise CacheError("-cache-image is supported in OCI layout mode (-oci) only; use -cache-dir "
-                             "otherwise")
-        opened = open_store(oci=True, daemon=bool(settings["daemon"]), oci_dir=str(settings["oci-dir"]))
-        if not isinstance(opened, LayoutStore):  # pragma: no cover - open_store(oci=True) is a layout
-            raise CacheError("-cache-image needs an OCI layout store")
-        store = opened
+        if settings["daemon"]:
+            raise CacheError(DAEMON_CACHE_IMAGE)
+        store = open_store(oci=bool(settings["oci"]), daemon=False, oci_dir=str(settings["oci-dir"]),
+                           insecure_registries=tuple(settings["insecure-registry"] or ()),
+                           environ=settings.environ)
     return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, store=store,
                       logger=logger)

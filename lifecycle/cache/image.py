@@ -154,16 +154,10 @@ class ImageCache:
         """The layer's uncompressed tar; the compressed digest is checked at end of stream."""
         desc = self._descriptor(diff_id)
         assert self.previous is not None
-        media = desc.mediaType or m.OCI_LAYER_GZIP
-        if media not in _GZIP_TYPES | _TAR_TYPES:
-            raise CacheReadError(f"cache layer with SHA '{diff_id}' has unsupported media type '{media}'")
+        media = layer_media(desc, diff_id)
         try:
-            with self.previous.layout.open_blob(desc) as blob:
-                if media in _GZIP_TYPES:
-                    with igzip.GzipFile(fileobj=_RawReader(blob), mode="rb") as unzipped:  # type: ignore[no-untyped-call]
-                        yield _CheckedStream(unzipped, diff_id)  # type: ignore[misc]
-                else:
-                    yield _CheckedStream(blob, diff_id)  # type: ignore[misc]
+            with self.previous.layout.open_blob(desc) as blob, layer_stream(blob, media, diff_id) as stream:
+                yield stream
         except ImageError as exc:
             raise CacheReadError(f"failed to read cache layer with SHA '{diff_id}': {exc}") from None
 
@@ -213,17 +207,7 @@ class ImageCache:
         self._staged[diff_id] = desc
 
     def _compress(self, source: IO[bytes], diff_id: str) -> m.Descriptor:
-        raw = hashlib.sha256()
-        with self.layout.blob_writer() as writer:
-            with igzip.GzipFile(fileobj=_Sink(writer), mode="wb",  # type: ignore[no-untyped-call]
-                                compresslevel=1, mtime=0) as gz:
-                for chunk in iter(lambda: source.read(CHUNK), b""):
-                    raw.update(chunk)
-                    gz.write(chunk)  # type: ignore[no-untyped-call]
-            found = "sha256:" + raw.hexdigest()
-            if found != diff_id:
-                raise CacheError(f"caching layer ({diff_id}): its contents have SHA '{found}'")
-            return writer.commit(m.OCI_LAYER_GZIP)
+        return compress_layer(self.layout, source, diff_id)
 
     def reuse_layer(self, diff_id: str) -> None:
         """Keep the previous blob (verified; linked in if the previous image lived elsewhere)."""
@@ -236,9 +220,7 @@ class ImageCache:
                 self.layout.add_blob_from(self.previous.layout.blob_path(desc.digest), desc)
             except ImageError as exc:
                 raise CacheError(f"reusing layer ({diff_id}): {exc}") from None
-        media = desc.mediaType if desc.mediaType in (m.OCI_LAYER_GZIP, m.OCI_LAYER) else \
-            m.TO_OCI_LAYER.get(desc.mediaType, m.OCI_LAYER_GZIP)
-        self._staged[diff_id] = m.Descriptor(mediaType=media, digest=desc.digest, size=desc.size)
+        self._staged[diff_id] = reused_descriptor(desc)
 
     def set_metadata(self, metadata: CacheMetadata) -> None:
         """Stage the label value."""
@@ -262,25 +244,8 @@ class ImageCache:
             self.logger.debug(f"could not remove unused cache blobs: {exc}")
 
     def _save(self) -> None:
-        plat = host_platform()
-        diff_ids = list(self._staged)
-        config = {
-            "architecture": plat.architecture,
-            "os": plat.os,
-            "created": CREATED,
-            "config": {"Labels": {METADATA_LABEL: self._metadata.to_json().decode()}},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": [{"created": CREATED, "created_by": "Buildpacks cache layer"} for _ in diff_ids],
-        }
-        config_desc = self.layout.put_blob(m.canonical_json(config), m.OCI_CONFIG)
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": m.OCI_MANIFEST,
-            "config": config_desc.dump(),
-            "layers": [self._staged[d].dump() for d in diff_ids],
-            "annotations": {m.REF_NAME: self.tag},
-        }
-        manifest_desc = self.layout.put_blob(m.canonical_json(manifest), m.OCI_MANIFEST)
+        manifest_desc = write_cache_image(self.layout, self._staged, self._metadata,
+                                          annotations={m.REF_NAME: self.tag})
         self.layout.set_tag(manifest_desc, self.tag)
 
     def _prune(self) -> None:
@@ -301,3 +266,72 @@ class ImageCache:
             for digest in old - keep:
                 with contextlib.suppress(FileNotFoundError):
                     self.layout.blob_path(digest).unlink()
+
+
+# ---- shared with the registry cache image (lifecycle.cache.registry_image) ---------------------
+def layer_media(desc: m.Descriptor, diff_id: str) -> str:
+    """The layer's media type (gzip when unset); CacheReadError for anything but a (gzip) tar."""
+    media = desc.mediaType or m.OCI_LAYER_GZIP
+    if media not in _GZIP_TYPES | _TAR_TYPES:
+        raise CacheReadError(f"cache layer with SHA '{diff_id}' has unsupported media type '{media}'")
+    return media
+
+
+@contextlib.contextmanager
+def layer_stream(blob: Any, media: str, diff_id: str) -> Iterator[IO[bytes]]:
+    """The uncompressed tar of a layer blob read from ``blob`` (anything with ``read``); read
+    errors (bad gzip, a blob that fails its digest check) surface as CacheReadErrors."""
+    if media in _GZIP_TYPES:
+        with igzip.GzipFile(fileobj=_RawReader(blob), mode="rb") as unzipped:  # type: ignore[no-untyped-call]
+            yield _CheckedStream(unzipped, diff_id)  # type: ignore[misc]
+    else:
+        yield _CheckedStream(blob, diff_id)  # type: ignore[misc]
+
+
+def compress_layer(layout: Layout, source: IO[bytes], diff_id: str) -> m.Descriptor:
+    """Gzip ``source`` (an uncompressed tar) into a new blob of ``layout``, checking its diffID."""
+    raw = hashlib.sha256()
+    with layout.blob_writer() as writer:
+        with igzip.GzipFile(fileobj=_Sink(writer), mode="wb",  # type: ignore[no-untyped-call]
+                            compresslevel=1, mtime=0) as gz:
+            for chunk in iter(lambda: source.read(CHUNK), b""):
+                raw.update(chunk)
+                gz.write(chunk)  # type: ignore[no-untyped-call]
+        found = "sha256:" + raw.hexdigest()
+        if found != diff_id:
+            raise CacheError(f"caching layer ({diff_id}): its contents have SHA '{found}'")
+        return writer.commit(m.OCI_LAYER_GZIP)
+
+
+def reused_descriptor(desc: m.Descriptor) -> m.Descriptor:
+    """A previous cache image's layer descriptor for the new (OCI) manifest (Docker types mapped)."""
+    media = desc.mediaType if desc.mediaType in (m.OCI_LAYER_GZIP, m.OCI_LAYER) else \
+        m.TO_OCI_LAYER.get(desc.mediaType, m.OCI_LAYER_GZIP)
+    return m.Descriptor(mediaType=media, digest=desc.digest, size=desc.size)
+
+
+def write_cache_image(layout: Layout, staged: dict[str, m.Descriptor], metadata: CacheMetadata,
+                      annotations: dict[str, str] | None = None) -> m.Descriptor:
+    """Write the cache image's config and manifest blobs into ``layout`` (the layer blobs may be
+    absent: a sparse layout); ``staged`` maps diffIDs to layer descriptors, in layer order.
+    Returns the manifest's descriptor (not tagged)."""
+    plat = host_platform()
+    diff_ids = list(staged)
+    config = {
+        "architecture": plat.architecture,
+        "os": plat.os,
+        "created": CREATED,
+        "config": {"Labels": {METADATA_LABEL: metadata.to_json().decode()}},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created": CREATED, "created_by": "Buildpacks cache layer"} for _ in diff_ids],
+    }
+    config_desc = layout.put_blob(m.canonical_json(config), m.OCI_CONFIG)
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": m.OCI_MANIFEST,
+        "config": config_desc.dump(),
+        "layers": [staged[d].dump() for d in diff_ids],
+    }
+    if annotations:
+        manifest["annotations"] = dict(annotations)
+    return layout.put_blob(m.canonical_json(manifest), m.OCI_MANIFEST)

@@ -14,6 +14,8 @@ from tests.conftest import BUSYBOX, REPO, Run, base_env, require_tool
 from tests.support.services import Registry
 
 UPLOADS = ("POST", "PUT", "PATCH")
+# The session registry is shared with other tests: this module's own repository name.
+APP = "registry-export-app"
 
 
 def push_busybox(reg: Registry, creds: str | None = None) -> None:
@@ -31,7 +33,7 @@ def creator(run: Run, reg: Registry, work: Path, *, env: dict[str, str] | None =
         shutil.copytree(REPO / "samples" / "apps" / "hello", app)
     res = run("creator", "-layers", str(layers), "-app", str(app), "-buildpacks", str(REPO / "cnb" / "buildpacks"),
               "-order", str(REPO / "cnb" / "order.toml"), "-insecure-registry", reg.host,
-              "-run-image", f"{reg.host}/library/busybox", f"{reg.host}/my-app", env=env)
+              "-run-image", f"{reg.host}/library/busybox", f"{reg.host}/{APP}", env=env)
     return res.returncode, res.stdout
 
 
@@ -40,13 +42,13 @@ def test_creator_publishes_and_rebuild_uploads_nothing_new(run: Run, registry: R
     code, out = creator(run, registry, tmp_path)
     assert code == 0, out
     report = tomllib.loads((tmp_path / "layers" / "report.toml").read_text())["image"]
-    assert report["tags"] == [f"{registry.host}/my-app"]
+    assert report["tags"] == [f"{registry.host}/{APP}"]
     skopeo = require_tool("skopeo")
-    inspect = json.loads(subprocess.run([skopeo, "inspect", "--tls-verify=false", f"docker://{registry.host}/my-app"],
+    inspect = json.loads(subprocess.run([skopeo, "inspect", "--tls-verify=false", f"docker://{registry.host}/{APP}"],
                                         check=True, capture_output=True, text=True).stdout)
     assert inspect["Digest"] == report["digest"]
     copy = tmp_path / "copy"
-    subprocess.run([skopeo, "copy", "--src-tls-verify=false", f"docker://{registry.host}/my-app:latest",
+    subprocess.run([skopeo, "copy", "--src-tls-verify=false", f"docker://{registry.host}/{APP}:latest",
                     f"oci:{copy}:latest"], check=True, capture_output=True)
     assert (copy / "index.json").is_file()
     # The run image's layer was mounted or found, never uploaded again from here.

@@ -373,8 +373,9 @@ def test_console_script_cache_image(run: Run, tmp_path: Path) -> None:
               str(world.layers), "-group", str(group), "-analyzed", str(analyzed))
     assert res.returncode == 0, res.stdout
     assert world.contents("lyr") == "tool lyr" and world.contents("launchy") == "tool launchy"
-    res = run("restorer", "-cache-image", "my/cache:v1", "-layers", str(world.layers), "-group", str(group))
-    assert res.returncode == 42 and "OCI layout mode" in res.stdout
+    res = run("restorer", "-daemon", "-cache-image", "my/cache:v1", "-layers", str(world.layers), "-group",
+              str(group))
+    assert res.returncode == 42 and "-cache-image is not supported with -daemon" in res.stdout
 
 
 def test_tar_member_names_match_restore_prefix(tmp_path: Path) -> None:
