@@ -5,6 +5,8 @@ Usage: analyzer [flags] <image>
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lifecycle.cli._command import Context
 from lifecycle.errors import ExitCode, LifecycleError
 
@@ -28,7 +30,7 @@ def run(ctx: Context) -> None:
     check_same_registry(output, tags, oci=bool(s["oci"]))
     inputs = AnalyzeInputs(output_image=output, run_image=run_image(ctx, oci=bool(s["oci"])),
                            previous_image=str(s["previous-image"] or output),
-                           skip_layers=bool(s["skip-layers"]))
+                           skip_layers=bool(s["skip-layers"]), layers=Path(s["layers"]))
     check_refs(inputs.run_image)
     result = analyze(inputs, store, ctx.logger)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
@@ -22,6 +23,7 @@ class AnalyzeInputs:
     run_image: str
     previous_image: str
     skip_layers: bool = False
+    layers: Path | None = None  # where the previous image's launch SBOM is restored
 
 
 def target_of(image: Image) -> Target:
@@ -76,4 +78,8 @@ def analyze(inputs: AnalyzeInputs, store: ImageStore, logger: Any) -> Analyzed:
     if run is None:
         raise InputError(run_image_missing(store, inputs.run_image))
     run_table = RunImage(reference=run.identifier, image=str(run.path), target=target_of(run))
+    if previous is not None and inputs.layers is not None and not inputs.skip_layers:
+        from lifecycle.phases.sbom import restore_previous_sbom
+
+        restore_previous_sbom(previous, inputs.layers, logger)
     return Analyzed(image=prev_table, metadata=metadata, run_image=run_table)
