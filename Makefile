@@ -18,7 +18,7 @@ test: install image-inputs
 	$(VENV)/bin/pytest -n 2 -q
 
 lint: install
-	$(VENV)/bin/ruff check lifecycle tests bench
+	$(VENV)/bin/ruff check lifecycle tests bench samples
 	$(VENV)/bin/mypy
 
 demo: install
