@@ -12,6 +12,7 @@ PHASES = {
     "restorer": "restore",
     "builder": "build",
     "exporter": "export",
+    "rebaser": "rebase",
     "creator": "create",
 }
 VERBS = {verb: program for program, verb in PHASES.items()}

@@ -28,13 +28,7 @@ def image_config(run_image: StoredImage, *, new_layers: Sequence[tuple[str, str]
     config = run_image.config.dump()
     config.pop("container", None)
     config["created"] = created
-    history = [h for h in (run_image.config.history or []) if not h.empty_layer]
-    # Upstream: history that no longer lines up with the layers is replaced by blank entries.
-    rows = [h.dump() for h in history] if len(history) == len(run_image.diff_ids) else \
-        [{} for _ in run_image.diff_ids]
-    for row in rows:
-        row.pop("empty_layer", None)
-        row["created"] = created
+    rows = run_history(run_image, created)
     rows += [{"created": created, "created_by": created_by} for _, created_by in new_layers]
     config["history"] = rows
     config["rootfs"] = {"type": "layers", "diff_ids": [*run_image.diff_ids, *(d for d, _ in new_layers)]}
@@ -47,6 +41,20 @@ def image_config(run_image: StoredImage, *, new_layers: Sequence[tuple[str, str]
     cfg.pop("Cmd", None)
     cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
     return config
+
+
+def run_history(run_image: StoredImage, created: str | None) -> list[dict[str, Any]]:
+    """History rows for the run image's layers in an app image: its entries without ``empty_layer``
+    ones, each stamped ``created`` (when given); history that no longer lines up with the layers is
+    replaced by blank entries, as upstream does."""
+    history = [h for h in (run_image.config.history or []) if not h.empty_layer]
+    rows = [h.dump() for h in history] if len(history) == len(run_image.diff_ids) else \
+        [{} for _ in run_image.diff_ids]
+    for row in rows:
+        row.pop("empty_layer", None)
+        if created is not None:
+            row["created"] = created
+    return rows
 
 
 def lifecycle_label(run_image: StoredImage, *, app: Sequence[str], slots: dict[str, str],
@@ -96,7 +104,10 @@ def run_toml_entry(run_path: Path, run_image_ref: str, run_image: StoredImage) -
         if first.get("mirrors"):
             entry["mirrors"] = [str(x) for x in first["mirrors"]]
         return entry
-    return {"image": str(run_image.path) if run_image_ref.startswith("/") else run_image_ref}
+    if run_image_ref.startswith("/"):
+        return {"image": str(run_image.path)}
+    # analyzed.toml pins registry run images as <name>@<digest>; the label records the name.
+    return {"image": run_image_ref.split("@", 1)[0]}
 
 
 def set_env(env: list[str], values: dict[str, str]) -> list[str]:

@@ -26,6 +26,7 @@ from lifecycle.files import metadata as metadata_file
 from lifecycle.files._toml import read as read_toml
 from lifecycle.image import model as m
 from lifecycle.image.layout import Layout
+from lifecycle.image.parts import layer_descriptors, link_blob, oci_layer, ref_name
 from lifecycle.image.store import LayoutStore, StoredImage
 from lifecycle.launch.script import render_launch_script, write_launch_script
 from lifecycle.layers import slices as app_slices
@@ -330,8 +331,8 @@ class _Exporter:
             diff_id = diff_id_of(plan.entries())
             desc = plan.reuse.get(diff_id)
             if desc is not None:
-                _link(previous, desc, out)
-                return _Built(plan, diff_id, _oci_layer(desc), True, 0.0)
+                link_blob(previous, desc, out)
+                return _Built(plan, diff_id, oci_layer(desc), True, 0.0)
         layer: Layer = build_layer(plan.entries(), out)
         return _Built(plan, layer.diff_id, layer.descriptor, False, layer.seconds)
 
@@ -369,9 +370,9 @@ class _Exporter:
         desc = prev_by_diff.get(diff_id)
         if desc is None or previous is None:
             raise _fail(f"cannot reuse '{key}', previous image has no layer with diffID {diff_id}")
-        _link(previous, desc, out)
+        link_blob(previous, desc, out)
         self.log.info(f"Reusing layer '{key}'")
-        return key, diff_id, _oci_layer(desc)
+        return key, diff_id, oci_layer(desc)
 
     # ---- save -----------------------------------------------------------------------------
     def _save(self, run_image: StoredImage, previous: StoredImage | None, out: Layout,
@@ -379,9 +380,9 @@ class _Exporter:
               entrypoint: str, built: list[_Built], reused_bp: list[tuple[str, str, m.Descriptor]],
               bp_labels: list[dict[str, Any]]) -> ExportResult:
         inputs = self.inputs
-        run_layers = _layer_descriptors(run_image)
+        run_layers = layer_descriptors(run_image)
         for desc in run_layers:
-            _link(run_image, desc, out)  # sparse or remote: stays missing
+            link_blob(run_image, desc, out)  # sparse or remote: stays missing
         # Buildpack layers keep group order with reuse-only layers in name order among them.
         bp_built = [b for b in built if b.planned.label == "bp"]
         ordered_bp: list[tuple[str, str, m.Descriptor, str]] = []
@@ -404,12 +405,12 @@ class _Exporter:
         config = self._config(run_image, meta, entrypoint, layer_rows, others, bp_labels, created)
         config_bytes = m.canonical_json(config)
         config_desc = out.put_blob(config_bytes, m.OCI_CONFIG)
-        tag = _identifier(inputs.output_image)
+        tag = ref_name(inputs.output_image)
         manifest = {
             "schemaVersion": 2,
             "mediaType": m.OCI_MANIFEST,
             "config": config_desc.dump(),
-            "layers": [_oci_layer(d).dump() for d in run_layers] + [d.dump() for _, d, _ in layer_rows],
+            "layers": [oci_layer(d).dump() for d in run_layers] + [d.dump() for _, d, _ in layer_rows],
             "annotations": {m.REF_NAME: tag},
         }
         manifest_bytes = m.canonical_json(manifest)
@@ -440,7 +441,7 @@ class _Exporter:
             copy.add_blob_from(out.blob_path(config_desc.digest), config_desc)
             copy.add_blob_from(out.blob_path(manifest_desc.digest), manifest_desc)
             self.log.info(f"Saving {path}...")
-            copy.set_tag(manifest_desc, _identifier(extra))
+            copy.set_tag(manifest_desc, ref_name(extra))
             paths.append(str(path))
         self.log.info(f"*** Images ({manifest_desc.digest}):")
         for saved in paths:
@@ -495,36 +496,15 @@ class _Exporter:
                                 env=env, working_dir=os.path.abspath(inputs.app), created=created, labels=labels)
 
 
-def _layer_descriptors(image: StoredImage) -> list[m.Descriptor]:
-    """The image's layer descriptors; a daemon image has no manifest, so its layers are named by
-    diffID as uncompressed tars (what a Docker-loadable archive of them would hold)."""
-    if image.manifest is not None:
-        return list(image.manifest.layers)
-    return [m.Descriptor(mediaType=m.OCI_LAYER, digest=d, size=0) for d in image.diff_ids]
-
-
-def _link(image: StoredImage, desc: m.Descriptor, out: Layout) -> None:
-    """Bring a base or reused blob into ``out`` when it is on local disk (layout images); remote
-    blobs stay missing here and are mounted or skipped when the image is published."""
-    layout = getattr(image, "layout", None)
-    if isinstance(layout, Layout):
-        out.add_blob_from(layout.blob_path(desc.digest), desc)
-
-
 def _descriptors_by_diff(image: StoredImage | None) -> dict[str, m.Descriptor]:
     if image is None:
         return {}
-    return dict(zip(image.diff_ids, _layer_descriptors(image), strict=True))
+    return dict(zip(image.diff_ids, layer_descriptors(image), strict=True))
 
 
 def _reuse_one(entry: Any, prev_by_diff: dict[str, m.Descriptor]) -> dict[str, m.Descriptor]:
     sha = entry.get("sha", "") if isinstance(entry, dict) else ""
     return {sha: prev_by_diff[sha]} if sha in prev_by_diff else {}
-
-
-def _oci_layer(desc: m.Descriptor) -> m.Descriptor:
-    media = m.TO_OCI_LAYER.get(desc.mediaType, desc.mediaType or m.OCI_LAYER_GZIP)
-    return m.Descriptor(mediaType=media, digest=desc.digest, size=desc.size, urls=desc.urls)
 
 
 def _launcher_entries(launcher: Path) -> list[Entry]:
@@ -536,14 +516,6 @@ def _process_entries(types: list[str]) -> list[Entry]:
     out = [Entry("/cnb", "dir", 0o755, 0, 0), Entry(PROCESS_DIR, "dir", 0o755, 0, 0)]
     out += [Entry(f"{PROCESS_DIR}/{t}", "symlink", 0o777, 0, 0, linkname=LAUNCHER_PATH) for t in types]
     return out
-
-
-def _identifier(reference: str) -> str:
-    from lifecycle.image import ref as refs
-
-    if reference.startswith("/"):
-        return "latest"
-    return refs.parse(reference).identifier
 
 
 def _human(size: int) -> str:

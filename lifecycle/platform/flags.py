@@ -52,6 +52,8 @@ FLAGS: dict[str, Flag] = {
         _f("cache-dir", "path", "path to the cache directory", ("CNB_CACHE_DIR",), ""),
         _f("cache-image", "str", "cache image reference", ("CNB_CACHE_IMAGE",), ""),
         _f("daemon", "bool", "read and write images in a Docker daemon", ("CNB_USE_DAEMON",), False),
+        _f("force", "bool", "rebase even when the app image is not marked rebasable, its target differs from the "
+           "new run image's, or the new run image is not in its run image metadata", ("CNB_FORCE_REBASE",), False),
         _f("gid", "int", "group ID of the build user", ("CNB_GROUP_ID",), 0),
         _f("group", "path", "path to group.toml", ("CNB_GROUP_PATH",), f"{_L}/group.toml"),
         _f("insecure-registry", "list", "registry reachable over plain HTTP (repeatable)",

@@ -81,7 +81,7 @@ def test_umbrella_analyze(run: Run, oci_root: Path, tmp_path: Path, program: str
     assert reference == f"{oci_root}/index.docker.io/library/busybox/latest@{BUSYBOX_MANIFEST}"
 
 
-@pytest.mark.parametrize("phase", ["bogus", "analyzer", "rebase"])
+@pytest.mark.parametrize("phase", ["bogus", "analyzer", "extend"])
 def test_umbrella_unknown_phase(run: Run, phase: str) -> None:
     res = run("lifecycle", phase)
     assert res.returncode == 3, res.stdout

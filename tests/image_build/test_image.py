@@ -33,7 +33,7 @@ BASE = "lifecycle-base:bookworm"
 IMAGE = "cnb-lifecycle:test"
 APP_IMAGE = "my-app:latest"
 USER = 1000
-PHASES = {"analyzer", "detector", "restorer", "builder", "exporter", "creator", "launcher"}
+PHASES = {"analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser", "launcher"}
 
 
 def _sh(*args: str, env: dict[str, str] | None = None, timeout: float = 1800) -> float:
