@@ -85,7 +85,39 @@ class _Sink:
         pass
 
 
-class ImageCache:
+class CacheImageLabel:
+    """What both cache images (layout, registry) read the same way: their name, whether the
+    previous cache image exists, and its metadata label."""
+
+    reference: str
+    previous: Any
+    logger: Any
+
+    @property
+    def name(self) -> str:
+        """The cache image reference."""
+        return self.reference
+
+    def exists(self) -> bool:
+        """Whether the cache image was found."""
+        return self.previous is not None
+
+    def metadata(self) -> CacheMetadata:
+        """The label of the previous cache image; empty (with a warning) when unreadable."""
+        if self.previous is None:
+            return CacheMetadata()
+        raw = self.previous.config.labels.get(METADATA_LABEL)
+        if not raw:
+            return CacheMetadata()
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            self.logger.warning(f"Ignoring metadata of cache image '{self.reference}': {exc}; "
+                                "using an empty cache")
+            return CacheMetadata()
+
+
+class ImageCache(CacheImageLabel):
     """A cache image in a layout (see the module doc)."""
 
     def __init__(self, store: LayoutStore, reference: str, logger: Any) -> None:
@@ -116,28 +148,6 @@ class ImageCache:
         self._scratch: Path | None = None
 
     # ---- reading -----------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        """The cache image reference."""
-        return self.reference
-
-    def exists(self) -> bool:
-        """Whether the cache image was found."""
-        return self.previous is not None
-
-    def metadata(self) -> CacheMetadata:
-        """The label of the previous cache image; empty (with a warning) when unreadable."""
-        if self.previous is None:
-            return CacheMetadata()
-        raw = self.previous.config.labels.get(METADATA_LABEL)
-        if not raw:
-            return CacheMetadata()
-        try:
-            return parse(raw)
-        except ValueError as exc:
-            self.logger.warning(f"Ignoring metadata of cache image '{self.reference}': {exc}; "
-                                "using an empty cache")
-            return CacheMetadata()
 
     def _descriptor(self, diff_id: str) -> m.Descriptor:
         check_diff_id(diff_id)

@@ -40,13 +40,14 @@ from typing import IO, Any, cast
 from lifecycle.cache import CacheError, CacheReadError, check_diff_id
 from lifecycle.cache.image import (
     CHUNK,
+    CacheImageLabel,
     compress_layer,
     layer_media,
     layer_stream,
     reused_descriptor,
     write_cache_image,
 )
-from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata, parse
+from lifecycle.cache.metadata import CacheMetadata
 from lifecycle.errors import ImageError
 from lifecycle.image import model as m
 from lifecycle.image.auth import normalize_registry
@@ -120,7 +121,7 @@ class _Remembering:
         return "sha256:" + self._hash.hexdigest()
 
 
-class RegistryImageCache:
+class RegistryImageCache(CacheImageLabel):
     """A cache image in a registry (see the module doc)."""
 
     def __init__(self, store: RegistryStore, reference: str, logger: Any) -> None:
@@ -154,28 +155,6 @@ class RegistryImageCache:
         self._cleanup: weakref.finalize[Any, Any] | None = None
 
     # ---- reading -----------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        """The cache image reference."""
-        return self.reference
-
-    def exists(self) -> bool:
-        """Whether the cache image was found."""
-        return self.previous is not None
-
-    def metadata(self) -> CacheMetadata:
-        """The label of the previous cache image; empty (with a warning) when unreadable."""
-        if self.previous is None:
-            return CacheMetadata()
-        raw = self.previous.config.labels.get(METADATA_LABEL)
-        if not raw:
-            return CacheMetadata()
-        try:
-            return parse(raw)
-        except ValueError as exc:
-            self.logger.warning(f"Ignoring metadata of cache image '{self.reference}': {exc}; "
-                                "using an empty cache")
-            return CacheMetadata()
 
     def _descriptor(self, diff_id: str) -> m.Descriptor:
         check_diff_id(diff_id)
