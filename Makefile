@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint type demo bench image image-inputs clean
+.PHONY: install tools test lint type demo bench image image-inputs clean
 
 install: $(STAMP)
 
@@ -14,7 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-test: install image-inputs
+# The pinned Go tools (upstream lifecycle, pack, oras, notation, crane): tests/tools/go-tools.txt.
+tools:
+	tests/tools/install.sh
+
+test: install tools image-inputs
 	$(VENV)/bin/pytest -n 2 -q
 
 lint: install
@@ -24,7 +28,7 @@ lint: install
 demo: install
 	$(PY) samples/demo.py
 
-bench: install
+bench: install tools
 	$(PY) bench/export.py
 
 # What the lifecycle image is built from, fetched here (install-step work, the only network use):
