@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools test lint type demo bench image image-inputs clean
+.PHONY: install tools launcher test lint type demo bench image image-inputs clean
 
-install: $(STAMP)
+install: $(STAMP) launcher
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,22 +14,37 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The app images' launcher (launcher/, Go, no dependencies): one recipe and one set of flags, also
+# what the Dockerfile copies. Static (no cgo), no paths, VCS stamp or build id in the binary, the
+# machine's toolchain only: the same source and toolchain give the same bytes (spec/launcher.md).
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+LAUNCHER := build/launcher/launcher
+LAUNCHER_SRC := $(shell find launcher -name '*.go' -o -name go.mod)
+
+launcher: $(LAUNCHER)
+
+$(LAUNCHER): $(LAUNCHER_SRC)
+	@mkdir -p $(@D)
+	cd launcher && GOTOOLCHAIN=local GOFLAGS= CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false \
+		-ldflags='-s -w -buildid=' -o ../$(LAUNCHER).tmp . && mv -f ../$(LAUNCHER).tmp ../$(LAUNCHER)
+
 # The pinned Go tools (upstream lifecycle, pack, oras, notation, crane): tests/tools/go-tools.txt.
 tools:
 	tests/tools/install.sh
 
-test: install tools image-inputs
+test: install launcher tools image-inputs
 	$(VENV)/bin/pytest -n 2 -q
 
 lint: install
 	$(VENV)/bin/ruff check lifecycle tests bench samples
 	$(VENV)/bin/mypy
 
-demo: install
+demo: install launcher
 	$(PY) samples/demo.py
 
-bench: install tools
+bench: install launcher tools
 	$(PY) bench/export.py
+	$(PY) bench/launch.py
 
 # What the lifecycle image is built from, fetched here (install-step work, the only network use):
 # dependency wheels into dist/wheels (pip's index) and the debootstrap'd base rootfs tarball
@@ -42,11 +57,11 @@ image-inputs: install
 # cnb-lifecycle:dev in the default daemon, offline from image-inputs: the package wheel is rebuilt
 # from the work tree, the base is lifecycle-base:bookworm imported from the cached tarball.
 # BASE_IMAGE=<image> builds on another base (any python3 3.11 with venv, e.g. python:3.11-slim).
-image: image-inputs
+image: image-inputs launcher
 	tests/image_build/make_wheels.sh --package-only $(PY) dist/wheels
 	$(if $(BASE_IMAGE),,tests/image_build/make_base.sh --import-only)
 	DOCKER_BUILDKIT=0 docker build --build-arg BASE_IMAGE=$(or $(BASE_IMAGE),lifecycle-base:bookworm) \
 		-t cnb-lifecycle:dev .
 
 clean:
-	rm -rf $(VENV) demo-oci .pytest_cache
+	rm -rf $(VENV) demo-oci .pytest_cache build/launcher
