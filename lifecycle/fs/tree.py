@@ -15,7 +15,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -182,7 +182,7 @@ class Tree:
                     os.close(sub)
 
 
-def read_bounded(f: BinaryIO, cap: int, what: str) -> bytes:
+def read_bounded(f: IO[bytes], cap: int, what: str) -> bytes:
     """At most ``cap`` bytes of ``f``; a longer (or sparse, or growing) file is refused, not read."""
     data = f.read(cap + 1)
     if len(data) > cap:

@@ -19,6 +19,7 @@ import json
 import os
 import platform as _platform
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,10 +27,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from lifecycle.errors import ImageError
+from lifecycle.fs.tree import Tree, TreeError
+from lifecycle.fs.tree import read_bounded as _read_bounded
 from lifecycle.image import model as m
 from lifecycle.image.ref import valid_digest
 
 MAX_JSON_BLOB = 16 * 1024 * 1024
+MAX_INDEX = 16 * 1024 * 1024  # index.json; oci-layout is tiny
+MAX_MARKER = 4096
 CHUNK = 1 << 20
 LAYOUT_VERSION = "1.0.0"
 
@@ -81,7 +86,7 @@ class Layout:
     # ---- reading ---------------------------------------------------------------------------
     def exists(self) -> bool:
         """A layout exists when its directory holds ``index.json`` (``oci-layout`` is optional)."""
-        return (self.path / "index.json").is_file()
+        return os.path.lexists(self.path / "index.json")  # an odd one is refused when read
 
     def blob_path(self, digest: str) -> Path:
         """Where the blob ``digest`` lives; refuses malformed digests (they name file paths)."""
@@ -91,17 +96,37 @@ class Layout:
         return self.path / "blobs" / alg / hexpart
 
     def has_blob(self, digest: str) -> bool:
-        """Whether the blob file exists."""
-        return self.blob_path(digest).is_file()
+        """Whether something is at the blob's name (a symlink or other non-file there is an error
+        when the blob is opened, not a sparse layout's missing blob)."""
+        return os.path.lexists(self.blob_path(digest))
+
+    def _open_file(self, rel: str, what: str) -> IO[bytes]:
+        """Open ``rel`` under the layout dir as a regular file: no symlink (at the file or a parent
+        below the layout dir), FIFO, device or directory, so a hostile layout cannot point a read
+        at the host's files or hang it (spec/trust-model.md). Missing: FileNotFoundError."""
+        try:
+            with Tree.open(self.path) as tree:
+                return tree.open_regular(rel)
+        except TreeError as exc:
+            if exc.errno == errno.ENOENT:
+                raise FileNotFoundError(errno.ENOENT, str(exc)) from None
+            raise ImageError(f"{what} in layout {self.path}: {exc}") from None
+
+    def _read_small(self, rel: str, cap: int, what: str) -> bytes:
+        with self._open_file(rel, what) as f:
+            try:
+                return _read_bounded(f, cap, f"{self.path}/{rel}")
+            except TreeError as exc:
+                raise ImageError(f"{what} in layout {self.path}: {exc}") from None
 
     def check_version(self) -> None:
         """``oci-layout`` may be absent; if present it must say version 1.0.0."""
         marker = self.path / "oci-layout"
-        if not marker.exists():
+        if not os.path.lexists(marker):
             return
         try:
-            version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
-        except (ValueError, AttributeError, OSError):
+            version = json.loads(self._read_small("oci-layout", MAX_MARKER, "oci-layout")).get("imageLayoutVersion")
+        except (ValueError, AttributeError, OSError, RecursionError):
             raise ImageError(f"invalid oci-layout file in {self.path}") from None
         if version != LAYOUT_VERSION:
             raise ImageError(f"unsupported imageLayoutVersion '{version}' in {self.path}/oci-layout "
@@ -111,7 +136,7 @@ class Layout:
         """Parse ``index.json``."""
         self.check_version()
         try:
-            data = (self.path / "index.json").read_bytes()
+            data = self._read_small("index.json", MAX_INDEX, "index.json")
         except OSError as exc:
             raise ImageError(f"cannot read {self.path}/index.json: {exc.strerror}") from None
         index: m.Index = self._parse(m.Index, data, f"{self.path}/index.json")
@@ -124,7 +149,7 @@ class Layout:
                              f"({desc.size} bytes)")
         path = self.blob_path(desc.digest)
         try:
-            data = path.read_bytes()
+            data = self._read_small(str(path.relative_to(self.path)), max(desc.size, 0), f"blob {desc.digest}")
         except FileNotFoundError:
             raise ImageError(f"blob {desc.digest} is missing from layout {self.path}") from None
         except OSError as exc:
@@ -135,8 +160,9 @@ class Layout:
     @contextlib.contextmanager
     def open_blob(self, desc: m.Descriptor) -> Iterator[IO[bytes]]:
         """Open a (layer) blob for streaming; the reader raises at EOF if digest or size are wrong."""
+        rel = str(self.blob_path(desc.digest).relative_to(self.path))
         try:
-            raw = open(self.blob_path(desc.digest), "rb")  # noqa: SIM115 - wrapped below
+            raw = self._open_file(rel, f"blob {desc.digest}")
         except FileNotFoundError:
             raise ImageError(f"blob {desc.digest} is missing from layout {self.path}") from None
         with raw:
@@ -238,35 +264,51 @@ class Layout:
             return writer.commit(media_type)
 
     def add_blob_from(self, source: Path, desc: m.Descriptor) -> bool:
-        """Bring blob ``desc`` from another layout's file: hard link when possible, else a
-        verified copy. Returns False (and writes nothing) when the source is absent (sparse)."""
+        """Bring blob ``desc`` from another layout's file: hard link when possible, else a copy.
+        Returns False (and writes nothing) when the source is absent (sparse).
+
+        The source is input (spec/trust-model.md): it is opened without following symlinks and must
+        be a regular file whose bytes have ``desc``'s digest and size before anything lands here;
+        the hard link is checked to be that same file, and a failed copy leaves nothing behind.
+        """
         target = self.blob_path(desc.digest)
-        if target.is_file():
-            # Same file (an earlier hard link): nothing to read. Else keep it only if it verifies,
-            # so a corrupt blob left behind is replaced rather than trusted forever.
-            if source.is_file() and os.path.samefile(source, target):
-                return True
-            if target.stat().st_size == desc.size and file_digest(target) == desc.digest:
-                return True
-        if not source.is_file():
-            return False
-        self.init()
-        tmp = target.parent / f".tmp-link-{os.getpid()}-{os.urandom(4).hex()}"
         try:
-            os.link(source, tmp)
-            os.replace(tmp, target)
-            return True
-        except OSError as exc:
-            with contextlib.suppress(OSError):
+            src = _open_input_blob(source, desc)
+        except FileNotFoundError:
+            return False
+        with src:
+            st = os.fstat(src.fileno())
+            if os.path.lexists(target):
+                tst = os.lstat(target)
+                if (tst.st_dev, tst.st_ino) == (st.st_dev, st.st_ino):
+                    return True  # an earlier hard link of this very file
+            got = _digest_of(src, desc.digest.split(":", 1)[0])
+            if got != desc.digest or st.st_size != desc.size:
+                raise ImageError(f"blob {desc.digest} in {source.parent} is corrupt: its content has digest "
+                                 f"{got}, {st.st_size} bytes (want {desc.size})")
+            if os.path.lexists(target) and _verified(target, desc):
+                return True  # a good copy is already here; a corrupt or odd one is replaced below
+            self.init()
+            tmp = target.parent / f".tmp-link-{os.getpid()}-{os.urandom(4).hex()}"
+            try:
+                os.link(source, tmp, follow_symlinks=False)
+                lst = os.lstat(tmp)
+                if (lst.st_dev, lst.st_ino) == (st.st_dev, st.st_ino):  # not swapped since we checked it
+                    os.replace(tmp, target)
+                    return True
                 tmp.unlink()
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
-                raise ImageError(f"cannot link blob {desc.digest}: {exc.strerror}") from None
-        with open(source, "rb") as src, self.blob_writer() as writer:
-            for chunk in iter(lambda: src.read(CHUNK), b""):
-                writer.write(chunk)
-            got = writer.commit(desc.mediaType)
-        if got.digest != desc.digest:
-            raise ImageError(f"blob {desc.digest} in {source.parent} has digest {got.digest}")
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOENT):
+                    raise ImageError(f"cannot link blob {desc.digest}: {exc.strerror}") from None
+            src.seek(0)
+            with self.blob_writer() as writer:
+                for chunk in iter(lambda: src.read(CHUNK), b""):
+                    writer.write(chunk)
+                if writer.digest != desc.digest:  # changed under us: publish nothing
+                    raise ImageError(f"blob {desc.digest} in {source.parent} changed while being copied")
+                writer.commit(desc.mediaType)
         return True
 
     @contextlib.contextmanager
@@ -376,6 +418,39 @@ class VerifyingReader:
                              f"(want {self._desc.size})")
 
 
+def _open_input_blob(source: Path, desc: m.Descriptor) -> IO[bytes]:
+    """Another layout's blob file, opened as a regular file without following symlinks at it or
+    at ``blobs/<alg>`` (FileNotFoundError when absent)."""
+    layout_dir = source.parent.parent.parent
+    rel = "/".join(source.parts[-3:])
+    try:
+        with Tree.open(layout_dir) as tree:
+            return tree.open_regular(rel)
+    except TreeError as exc:
+        if exc.errno == errno.ENOENT:
+            raise FileNotFoundError(errno.ENOENT, str(exc)) from None
+        raise ImageError(f"blob {desc.digest} in layout {layout_dir}: {exc}") from None
+
+
+def _digest_of(f: IO[bytes], alg: str = "sha256") -> str:
+    h = hashlib.new(alg)
+    for chunk in iter(lambda: f.read(CHUNK), b""):
+        h.update(chunk)
+    return f"{alg}:{h.hexdigest()}"
+
+
+def _verified(target: Path, desc: m.Descriptor) -> bool:
+    """Whether ``target`` is a regular file (not a symlink) with ``desc``'s bytes."""
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        alg = desc.digest.split(":", 1)[0]
+        return stat.S_ISREG(st.st_mode) and st.st_size == desc.size and _digest_of(f, alg) == desc.digest
+
+
 def file_digest(path: Path) -> str:
     """``sha256:<hex>`` of a file, read in chunks."""
     h = hashlib.sha256()
@@ -397,7 +472,7 @@ def _verify(data: bytes, desc: m.Descriptor) -> None:
 def _json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ImageError(f"{what} is not valid JSON") from None
 
 

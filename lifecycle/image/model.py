@@ -147,10 +147,12 @@ def parse_blob(model: type[Any], data: bytes, what: str) -> Any:
     """JSON bytes -> ``model``; malformed input is an :class:`ImageError` naming ``what``."""
     try:
         raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
         raise ImageError(f"{what} is not valid JSON") from None
     try:
         return model.model_validate(raw)
+    except RecursionError:
+        raise ImageError(f"{what} is not valid: nested too deeply") from None
     except ValidationError as exc:
         raise ImageError(f"{what} is not valid: {validation_text(exc)}") from None
 

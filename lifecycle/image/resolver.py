@@ -66,14 +66,15 @@ class Resolver:
             return [first]
         fallback = self.root / first.ref.written_name()
         out = [first]
-        if within(self.root, fallback) and fallback != first.path:
+        if (within(self.root, fallback) and fallback != first.path
+                and within(Path(os.path.realpath(self.root)), Path(os.path.realpath(fallback)))):
             out.append(Location(fallback, first.ref.tag, first.ref.digest, first.ref))
         return out
 
     def locate(self, reference: str) -> Location | None:
         """The first candidate directory that holds a layout (``index.json``), or None."""
         for loc in self.candidates(reference):
-            if (loc.path / "index.json").is_file():
+            if os.path.lexists(loc.path / "index.json"):  # an odd index.json is refused on read, not skipped
                 return loc
         return None
 
@@ -95,6 +96,7 @@ class Resolver:
         if not within(self.root, path):
             raise InputError(f"failed to parse arguments: image path '{text}' is outside the layout "
                              f"directory '{self.root}'")
+        self._contain_real(path, text)
         return Location(path, None, digest, None)
 
     def _contain(self, path: Path, reference: str) -> None:
@@ -102,3 +104,11 @@ class Resolver:
         if not within(self.root, path):
             raise InputError(f"failed to parse arguments: reference '{reference}' resolves outside the "
                              f"layout directory")
+        self._contain_real(path, reference)
+
+    def _contain_real(self, path: Path, reference: str) -> None:
+        """Containment by real path, not by spelling: a symlink under the root that leads out of it
+        (at the layout dir or any parent) makes the reference unusable (spec/trust-model.md)."""
+        if not within(Path(os.path.realpath(self.root)), Path(os.path.realpath(path))):
+            raise InputError(f"failed to parse arguments: reference '{reference}' resolves outside the "
+                             f"layout directory '{self.root}' through a symlink")
