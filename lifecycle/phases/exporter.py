@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
 from lifecycle.files import group as group_file
@@ -25,28 +23,22 @@ from lifecycle.files import layer as layer_file
 from lifecycle.files import metadata as metadata_file
 from lifecycle.files._toml import read as read_toml
 from lifecycle.image import model as m
-from lifecycle.image.layout import Layout
-from lifecycle.image.parts import layer_descriptors, link_blob, oci_layer, ref_name
-from lifecycle.image.store import LayoutStore, StoredImage
+from lifecycle.image.draft import Part
+from lifecycle.image.parts import layer_descriptors, oci_layer, ref_name
+from lifecycle.image.store import ImageStore, Staging, StoredImage
 from lifecycle.launch.script import render_launch_script, write_launch_script
 from lifecycle.layers import slices as app_slices
 from lifecycle.layers.blob import Layer, build_layer, diff_id_of
 from lifecycle.layers.tar import Entry, dir_entries, parent_entries
 from lifecycle.phases import export_config as cfg
-from lifecycle.phases.analyzer import run_image_missing
 from lifecycle.phases.export_config import LAUNCHER_PATH, LIFECYCLE_LABEL, PROCESS_DIR
+from lifecycle.phases.save import ExportResult, save_image
 
 DEFAULT_CREATED = "1980-01-01T00:00:01Z"
 BAD_TYPE_CHARS = set("/><:|&\\")
 
 Entries = Callable[[], Iterable[Entry]]
-STAGING_TAG = "export"
-
-if TYPE_CHECKING:
-    from lifecycle.image.daemon import DaemonStore
-    from lifecycle.image.registry import RegistryStore
-
-    Store = LayoutStore | RegistryStore | DaemonStore
+Store = ImageStore
 
 
 @dataclass(frozen=True)
@@ -73,18 +65,6 @@ class ExportInputs:
 
 
 @dataclass
-class ExportResult:
-    """What was saved: for report.toml and the caller's logs."""
-
-    digest: str
-    manifest_size: int
-    paths: list[str]  # layout paths, or the references pushed / loaded
-    reused: list[str] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)
-    image_id: str = ""  # daemon mode
-
-
-@dataclass
 class _Planned:
     """One new layer of the app image, before it is built."""
 
@@ -104,6 +84,7 @@ class _Built:
     descriptor: m.Descriptor
     reused: bool
     seconds: float
+    source: StoredImage | None = None  # the previous image, for a reused layer
 
 
 def export(inputs: ExportInputs, store: Store, logger: Any) -> ExportResult:
@@ -131,12 +112,14 @@ class _Exporter:
         self.inputs = inputs
         self.store = store
         self.log = logger
+        self._previous_image: StoredImage | None = None
+        self._entrypoint_name = ""
 
     # ---- inputs ---------------------------------------------------------------------------
     def _run_image(self) -> StoredImage:
         image = self.store.find(self.inputs.run_image)
         if image is None:
-            raise InputError(run_image_missing(self.store, self.inputs.run_image))
+            raise InputError(f"the run-image could not be found {self.store.where_missing(self.inputs.run_image)}")
         return image
 
     def _previous(self) -> tuple[StoredImage | None, dict[str, Any]]:
@@ -175,10 +158,12 @@ class _Exporter:
         inputs = self.inputs
         run_image = self._run_image()
         previous, prev_label = self._previous()
+        self._previous_image = previous
         if previous is not None:
             self.log.info(f"Reusing layers from image '{previous.path}'")
         meta = self._metadata()
         entrypoint = self._entrypoint(meta)
+        self._entrypoint_name = entrypoint
         config_dir = inputs.layers / "config"
         try:
             render_launch_script(meta.model_dump(by_alias=True))
@@ -214,21 +199,12 @@ class _Exporter:
                                   lambda: _process_entries(types),
                                   _reuse_one(prev_label.get("process-types"), prev_by_diff), "process-types"))
 
-        staging = None
-        if isinstance(self.store, LayoutStore):
-            out = Layout(self.store.output_path(inputs.output_image))
-        else:
-            staging = Path(tempfile.mkdtemp(prefix=".export-", dir=inputs.layers))
-            out = Layout(staging)
-        try:
-            out.init()
-            built = self._build_all(plans, out, previous)
-            reused_bp = [self._reuse_only_layer(key, diff, prev_by_diff, previous, out)
+        with self.store.staging(inputs.output_image, inputs.layers) as staging:
+            staging.layout.init()
+            built = self._build_all(plans, staging, previous)
+            reused_bp = [self._reuse_only_layer(key, diff, prev_by_diff, previous)
                          for key, diff in reuse_only]
-            return self._save(run_image, previous, out, meta, entrypoint, built, reused_bp, bp_labels)
-        finally:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
+            return self._save(run_image, staging, meta, entrypoint, built, reused_bp, bp_labels)
 
     def _entrypoint(self, meta: metadata_file.BuildMetadata) -> str:
         wanted = self.inputs.process_type
@@ -326,19 +302,19 @@ class _Exporter:
         return plans
 
     # ---- build ----------------------------------------------------------------------------
-    def _build_one(self, plan: _Planned, out: Layout, previous: StoredImage | None) -> _Built:
+    def _build_one(self, plan: _Planned, staging: Staging, previous: StoredImage | None) -> _Built:
         if plan.reuse and previous is not None:
             diff_id = diff_id_of(plan.entries())
             desc = plan.reuse.get(diff_id)
             if desc is not None:
-                link_blob(previous, desc, out)
-                return _Built(plan, diff_id, oci_layer(desc), True, 0.0)
-        layer: Layer = build_layer(plan.entries(), out)
+                return _Built(plan, diff_id, oci_layer(desc), True, 0.0, previous)
+        layer: Layer = build_layer(plan.entries(), staging.layout)
+        staging.blob_added(layer.descriptor)
         return _Built(plan, layer.diff_id, layer.descriptor, False, layer.seconds)
 
-    def _build_all(self, plans: list[_Planned], out: Layout, previous: StoredImage | None) -> list[_Built]:
+    def _build_all(self, plans: list[_Planned], staging: Staging, previous: StoredImage | None) -> list[_Built]:
         with ThreadPoolExecutor(max_workers=max(1, self.inputs.workers)) as pool:
-            futures: list[Future[_Built]] = [pool.submit(self._build_one, p, out, previous) for p in plans]
+            futures: list[Future[_Built]] = [pool.submit(self._build_one, p, staging, previous) for p in plans]
             results: list[_Built] = []
             app_total = sum(1 for p in plans if p.label == "app")
             app_seen = app_reused = 0
@@ -366,109 +342,53 @@ class _Exporter:
             self.log.info(f"Adding layer '{key}' ({size}, {built.seconds:.2f}s)")
 
     def _reuse_only_layer(self, key: str, diff_id: str, prev_by_diff: dict[str, m.Descriptor],
-                          previous: StoredImage | None, out: Layout) -> tuple[str, str, m.Descriptor]:
+                          previous: StoredImage | None) -> tuple[str, str, m.Descriptor]:
         desc = prev_by_diff.get(diff_id)
         if desc is None or previous is None:
             raise _fail(f"cannot reuse '{key}', previous image has no layer with diffID {diff_id}")
-        link_blob(previous, desc, out)
         self.log.info(f"Reusing layer '{key}'")
         return key, diff_id, oci_layer(desc)
 
     # ---- save -----------------------------------------------------------------------------
-    def _save(self, run_image: StoredImage, previous: StoredImage | None, out: Layout,
-              meta: metadata_file.BuildMetadata,
+    def _save(self, run_image: StoredImage, staging: Staging, meta: metadata_file.BuildMetadata,
               entrypoint: str, built: list[_Built], reused_bp: list[tuple[str, str, m.Descriptor]],
               bp_labels: list[dict[str, Any]]) -> ExportResult:
         inputs = self.inputs
-        run_layers = layer_descriptors(run_image)
-        for desc in run_layers:
-            link_blob(run_image, desc, out)  # sparse or remote: stays missing
         # Buildpack layers keep group order with reuse-only layers in name order among them.
-        bp_built = [b for b in built if b.planned.label == "bp"]
-        ordered_bp: list[tuple[str, str, m.Descriptor, str]] = []
-        for b in bp_built:
-            ordered_bp.append((b.planned.key, b.diff_id, b.descriptor, b.planned.created_by))
+        ordered_bp: list[tuple[str, Part, str]] = []
+        for b in built:
+            if b.planned.label == "bp":
+                ordered_bp.append((b.planned.key, Part(b.descriptor, b.diff_id, b.source), b.planned.created_by))
         for key, diff, desc in reused_bp:
             bp_id, name = key.rsplit(":", 1)
-            ordered_bp.append((key, diff, desc, f"Layer: '{name}', Created by buildpack: {bp_id}"))
+            ordered_bp.append((key, Part(desc, diff, self._previous_image),
+                               f"Layer: '{name}', Created by buildpack: {bp_id}"))
         group_order = {entry["key"]: i for i, entry in enumerate(bp_labels)}
         ordered_bp.sort(key=lambda t: (group_order.get(t[0].rsplit(":", 1)[0], 0), t[0].rsplit(":", 1)[1]))
-        for key, diff, _desc, _h in ordered_bp:
+        for key, part, _h in ordered_bp:
             bp_id, name = key.rsplit(":", 1)
             for entry in bp_labels:
                 if entry["key"] == bp_id and name in entry["layers"]:
-                    entry["layers"][name]["sha"] = diff
+                    entry["layers"][name]["sha"] = part.diff_id
         others = [b for b in built if b.planned.label != "bp"]
-        layer_rows = [(diff, desc, hist) for _k, diff, desc, hist in ordered_bp]
-        layer_rows += [(b.diff_id, b.descriptor, b.planned.created_by) for b in others]
-        created = inputs.created
-        config = self._config(run_image, meta, entrypoint, layer_rows, others, bp_labels, created)
-        config_bytes = m.canonical_json(config)
-        config_desc = out.put_blob(config_bytes, m.OCI_CONFIG)
-        tag = ref_name(inputs.output_image)
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": m.OCI_MANIFEST,
-            "config": config_desc.dump(),
-            "layers": [oci_layer(d).dump() for d in run_layers] + [d.dump() for _, d, _ in layer_rows],
-            "annotations": {m.REF_NAME: tag},
-        }
-        manifest_bytes = m.canonical_json(manifest)
-        manifest_desc = out.put_blob(manifest_bytes, m.OCI_MANIFEST)
-        reused = [b.planned.key for b in built if b.reused] + [k for k, _, _ in reused_bp]
-        added = [b.planned.key for b in built if not b.reused]
-        if not isinstance(self.store, LayoutStore):
-            out.set_tag(manifest_desc, STAGING_TAG)
-            names, image_id = self._publish(out, run_image, previous)
-            self.log.info(f"*** Images ({image_id or manifest_desc.digest}):")
-            for name in names:
-                self.log.info(f"      {name}")
-            if image_id:
-                self.log.info(f"*** Image ID: {image_id}")
-            else:
-                self.log.info(f"*** Digest: {manifest_desc.digest}")
-            self.log.info(f"*** Manifest Size: {manifest_desc.size}")
-            return ExportResult(manifest_desc.digest, manifest_desc.size, names, reused, added, image_id)
-        self.log.info(f"Saving {out.path}...")
-        out.set_tag(manifest_desc, tag)
-        paths = [str(out.path)]
-        for extra in inputs.tags:
-            path = self.store.output_path(extra)
-            copy = Layout(path)
-            copy.init()
-            for desc in [*run_layers, *(d for _, d, _ in layer_rows)]:
-                copy.add_blob_from(out.blob_path(desc.digest), desc)
-            copy.add_blob_from(out.blob_path(config_desc.digest), config_desc)
-            copy.add_blob_from(out.blob_path(manifest_desc.digest), manifest_desc)
-            self.log.info(f"Saving {path}...")
-            copy.set_tag(manifest_desc, ref_name(extra))
-            paths.append(str(path))
-        self.log.info(f"*** Images ({manifest_desc.digest}):")
-        for saved in paths:
-            self.log.info(f"      {saved}")
-        self.log.info(f"*** Manifest Size: {manifest_desc.size}")
-        return ExportResult(manifest_desc.digest, manifest_desc.size, paths, reused, added)
+        layer_rows = [(part, hist) for _k, part, hist in ordered_bp]
+        layer_rows += [(Part(b.descriptor, b.diff_id, b.source), b.planned.created_by) for b in others]
+        labels = self._labels(run_image, meta, others, bp_labels)
+        draft = cfg.app_draft(run_image, layers=layer_rows, entrypoint=entrypoint, env=self._env(),
+                              working_dir=os.path.abspath(inputs.app), created=inputs.created, labels=labels)
+        draft = draft.annotate({m.REF_NAME: ref_name(inputs.output_image)})
+        result = save_image(self.store, staging, draft, [inputs.output_image, *inputs.tags], self.log)
+        result.reused = [b.planned.key for b in built if b.reused] + [k for k, _, _ in reused_bp]
+        result.added = [b.planned.key for b in built if not b.reused]
+        return result
 
-    def _publish(self, staging: Layout, run_image: StoredImage, previous: StoredImage | None
-                 ) -> tuple[list[str], str]:
-        """Push (registry) or load (daemon) the staged image under the output name and each tag."""
-        from lifecycle.image.daemon import DaemonStore
+    def _env(self) -> dict[str, str]:
+        inputs = self.inputs
+        return {"CNB_LAYERS_DIR": os.path.abspath(inputs.layers), "CNB_APP_DIR": os.path.abspath(inputs.app),
+                "CNB_PLATFORM_API": inputs.platform_api, "CNB_DEPRECATION_MODE": "quiet"}
 
-        names = [self.inputs.output_image, *self.inputs.tags]
-        image_id = ""
-        for name in names:
-            self.log.info(f"Saving {name}...")
-            if isinstance(self.store, DaemonStore):
-                image_id = self.store.load_layout_image(staging.path, STAGING_TAG, name)
-            else:
-                assert not isinstance(self.store, LayoutStore)
-                sources = [str(img.path) for img in (run_image, previous) if img is not None]
-                self.store.push_layout_image(staging.path, STAGING_TAG, name, mount_from=sources)
-        return names, image_id
-
-    def _config(self, run_image: StoredImage, meta: metadata_file.BuildMetadata, entrypoint: str,
-                layer_rows: list[tuple[str, m.Descriptor, str]], others: list[_Built],
-                bp_labels: list[dict[str, Any]], created: str) -> dict[str, Any]:
+    def _labels(self, run_image: StoredImage, meta: metadata_file.BuildMetadata, others: list[_Built],
+                bp_labels: list[dict[str, Any]]) -> dict[str, str]:
         from lifecycle import __version__
 
         inputs = self.inputs
@@ -484,16 +404,13 @@ class _Exporter:
         if inputs.exec_env:
             labels[cfg.EXEC_ENV_LABEL] = inputs.exec_env
         labels.update({label.key: label.value for label in meta.labels})
-        env = {"CNB_LAYERS_DIR": os.path.abspath(inputs.layers), "CNB_APP_DIR": os.path.abspath(inputs.app),
-               "CNB_PLATFORM_API": inputs.platform_api, "CNB_DEPRECATION_MODE": "quiet"}
-        if entrypoint:
-            self.log.info(f"Setting default process type '{entrypoint}'")
+        if self._entrypoint_name:
+            self.log.info(f"Setting default process type '{self._entrypoint_name}'")
         else:
             self.log.info("no default process type")
         for key in (cfg.LIFECYCLE_LABEL, cfg.BUILD_LABEL, cfg.PROJECT_LABEL):
             self.log.info(f"Adding label '{key}'")
-        return cfg.image_config(run_image, new_layers=[(d, h) for d, _, h in layer_rows], entrypoint=entrypoint,
-                                env=env, working_dir=os.path.abspath(inputs.app), created=created, labels=labels)
+        return labels
 
 
 def _descriptors_by_diff(image: StoredImage | None) -> dict[str, m.Descriptor]:
