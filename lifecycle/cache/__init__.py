@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata
 
 if TYPE_CHECKING:
+    from lifecycle.image.auth import Keychain
     from lifecycle.platform.settings import Settings
 
 __all__ = ["METADATA_LABEL", "Cache", "CacheError", "CacheMetadata", "CacheReadError", "check_diff_id",
@@ -115,10 +116,10 @@ def open_cache(*, cache_dir: str | Path | None, cache_image: str | None,
     return None
 
 
-def from_settings(settings: Settings, logger: Any) -> Cache | None:
+def from_settings(settings: Settings, logger: Any, keychain: Keychain | None = None) -> Cache | None:
     """``open_cache`` from a phase's resolved settings (``-cache-dir``, ``-cache-image``, ``-oci``,
     ``-oci-dir``, ``-daemon``, ``-insecure-registry``; registry credentials from
-    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them). As upstream's
+    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them, or ``keychain``). As upstream's
     ``initCache``, the mode flags pick the kind of cache image: a layout under ``-oci-dir`` with
     ``-oci``, none with ``-daemon`` (the daemon keeps no cache images), else a registry's."""
     image = str(settings["cache-image"] or "")
@@ -134,8 +135,8 @@ def from_settings(settings: Settings, logger: Any) -> Cache | None:
             return ImageCache(layout_store(str(settings["oci-dir"])), reference, logger)
         from lifecycle.cache.registry_image import RegistryImageCache
 
-        return RegistryImageCache(registry_store(tuple(settings["insecure-registry"] or ()), settings.environ),
-                                  reference, logger)
+        store = registry_store(tuple(settings["insecure-registry"] or ()), settings.environ, keychain)
+        return RegistryImageCache(store, reference, logger)
 
     return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, image_cache=image_cache,
                       logger=logger)

@@ -24,7 +24,8 @@ def store_for(ctx: Context) -> LayoutStore | RegistryStore | DaemonStore:
     registries (``-insecure-registry`` ones over plain HTTP; ``CNB_REGISTRY_AUTH``, Docker config)."""
     s = ctx.settings
     return open_store(oci=bool(s["oci"]), daemon=bool(s["daemon"]), oci_dir=str(s["oci-dir"]),
-                      insecure_registries=tuple(s["insecure-registry"] or ()), environ=s.environ)
+                      insecure_registries=tuple(s["insecure-registry"] or ()), environ=s.environ,
+                      keychain=ctx.keychain)
 
 
 def run_image(ctx: Context, *, oci: bool) -> str:

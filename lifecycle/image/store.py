@@ -29,6 +29,7 @@ from lifecycle.image.layout import Image, Layout
 from lifecycle.image.resolver import Location, Resolver, split_identifier
 
 if TYPE_CHECKING:
+    from lifecycle.image.auth import Keychain
     from lifecycle.image.daemon import DaemonStore
     from lifecycle.image.draft import Draft
     from lifecycle.image.registry import RegistryStore
@@ -234,12 +235,14 @@ def temporary_staging(parent: Path | None, prefix: str) -> Iterator[Staging]:
 
 
 def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Sequence[str] = (),
-               environ: Mapping[str, str] | None = None) -> LayoutStore | RegistryStore | DaemonStore:
+               environ: Mapping[str, str] | None = None,
+               keychain: Keychain | None = None) -> LayoutStore | RegistryStore | DaemonStore:
     """Pick exactly one store, as upstream's ``image.NewHandler`` does (decisions D1, D6).
 
     ``-oci``: layouts under ``oci_dir``; ``-daemon``: the Docker daemon at ``DOCKER_HOST``;
     neither: registries (HTTPS, except ``insecure_registries`` over HTTP; credentials from
-    ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``). Both: exit 3.
+    ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``, unless ``keychain`` is given:
+    the CLI reads it as root before dropping privileges). Both: exit 3.
     """
     env = dict(environ if environ is not None else {})
     if oci and daemon:
@@ -249,7 +252,7 @@ def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Se
 
         return DaemonStore(env.get("DOCKER_HOST", ""))
     if not oci:
-        return registry_store(insecure_registries, env)
+        return registry_store(insecure_registries, env, keychain)
     return layout_store(oci_dir)
 
 
@@ -261,12 +264,12 @@ def layout_store(oci_dir: str) -> LayoutStore:
     return LayoutStore(Path(oci_dir))
 
 
-def registry_store(insecure_registries: Sequence[str] = (), environ: Mapping[str, str] | None = None
-                   ) -> RegistryStore:
+def registry_store(insecure_registries: Sequence[str] = (), environ: Mapping[str, str] | None = None,
+                   keychain: Keychain | None = None) -> RegistryStore:
     """Registries (imports ``httpx`` only now): HTTPS except ``insecure_registries``; credentials
-    from ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``."""
-    from lifecycle.image.auth import Keychain
+    from ``keychain``, else from ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``."""
+    from lifecycle.image import auth
     from lifecycle.image.registry import RegistryStore
 
     return RegistryStore(insecure_registries=insecure_registries,
-                         keychain=Keychain.from_environ(dict(environ or {})))
+                         keychain=keychain or auth.Keychain.from_environ(dict(environ or {})))
