@@ -30,9 +30,9 @@ from tests.support.services import Registry
 ROOT = Path("/tmp/lifecycle-digest-pin")
 LOCK = Path("/tmp/lifecycle-digest-pin.lock")
 
-APP_DIGEST = "sha256:90ad50ffce859ccdaf49136aa06052b887e67ef0cd69d1be20f69adc340129a2"
+APP_DIGEST = "sha256:7e49bd4a006306cc92b726d12126cfd4e43b49dd628aa0d24125c891942fc210"
 CACHE_DIGEST = "sha256:8b950f6f584a02dbe56da48690fb1f64af74254da88f09760cca14e935ab7081"
-REBASED_DIGEST = "sha256:9f5452f60524f8b667a650945411399974586450828cd7f926f7bed6d2930cf2"
+REBASED_DIGEST = "sha256:910d62c8cc553a19da07030b8c780cf6ab4337f00c7890d790333b80f439153d"
 REGISTRY_CACHE_DIGEST = "sha256:caeab2a0dd142b10fc6ae5e629a10ec64b07f39535d1f6de860ec6b8dae14119"
 APP_LAYERS = [  # busybox, acme/one:both, acme/one:run, acme/two:a-first, acme/two:z-last, launch SBOM,
     # app slice, app, launcher, config, process types
@@ -45,7 +45,7 @@ APP_LAYERS = [  # busybox, acme/one:both, acme/one:run, acme/two:a-first, acme/t
     "sha256:8649824733beaf3f1c809b26512faff6988f22e77c861733c4243e6aaca9b484",
     "sha256:828661bfb8be48c2908c59c4960e082bd6fc83bb0fcaafc7bb50ca9bd0f3d5ec",
     "sha256:3dc5cb1ed23f42489c38f842d93b884ecb2049b9ddb638e7f6a214e5ad9b9dac",
-    "sha256:a34b965cf1a0e819a8e4c1bd9b8334118e14b0d591044cc36581942d0d16cbfe",
+    "sha256:3bf6174e991d942953303482496d1e1cfe531c1a3e92c7ec5f51d1f53a0ba8da",
     "sha256:9552041665399d0c4c620a35a4319fd4de20f193220ed9194c73ab142a6e89ef",
 ]
 BUSYBOX_TOP = "sha256:40cf597a9181e86497f4121c604f9f0ab208950a98ca21db883f26b0a548a2eb"
@@ -151,7 +151,7 @@ def test_app_cache_and_rebased_digests_are_pinned(run: Run, root: Path) -> None:
         "Adding layer 'buildpacksio/lifecycle:launch.sbom' (300 B, T)",
         "Added 2/2 app layer(s)",
         "Adding layer 'buildpacksio/lifecycle:launcher' (174 B, T)",
-        "Adding layer 'buildpacksio/lifecycle:config' (745 B, T)",
+        "Adding layer 'buildpacksio/lifecycle:config' (670 B, T)",
         "Adding layer 'buildpacksio/lifecycle:process-types' (178 B, T)",
         *LABEL_LINES,
         f"Saving {app_dir}...",
