@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -29,7 +28,8 @@ from tests.conftest import REPO
 from tests.support.gotools import pins
 
 RUNNER = REPO / "tests" / "install" / "fresh_root.sh"
-BASE_TARBALL = Path(os.environ.get("LIFECYCLE_BASE_CACHE", "/var/cache/lifecycle-base")) / "bookworm-minbase-python3.tar"
+BASE_CACHE = Path(os.environ.get("LIFECYCLE_BASE_CACHE", "/var/cache/lifecycle-base"))
+BASE_TARBALL = BASE_CACHE / "bookworm-minbase-python3.tar"
 FRESH = Path(os.environ.get("LIFECYCLE_FRESH_CACHE", "/var/cache/lifecycle-fresh"))
 SRC = "/src/lifecycle"
 
@@ -41,6 +41,7 @@ SMOKE = {
     "docker-registry": "tests/support/test_services.py::test_registry_serves_skopeo_push_and_pull",
     "dockerd": "tests/support/test_services.py::test_dockerd_loads_and_runs_busybox",
     "Go tools": "tests/support/test_gotools.py",
+    "the launcher `make install` built": "tests/launch/test_build.py::test_launcher_is_static_and_small",
 }
 
 
@@ -129,8 +130,8 @@ def test_make_install_sets_up_a_fresh_machine(fresh_root: FreshRoot) -> None:
     commands = debian_commands()
     tools = pins()
     missing = fresh_root.run(
-        "for c in " + " ".join(commands) + "; do command -v $c; done; test -e /var/cache/lifecycle-tools && echo go tools; "
-        "command -v go; exit 0", timeout=60)
+        "for c in " + " ".join(commands) + "; do command -v $c; done; "
+        "test -e /var/cache/lifecycle-tools && echo go tools; command -v go; exit 0", timeout=60)
     assert missing.stdout.strip() == "", f"the fresh root already has: {missing.stdout}"
 
     prereq = fresh_root.run("apt-get update -q && apt-get install -y -q --no-install-recommends make",
@@ -145,6 +146,7 @@ def test_make_install_sets_up_a_fresh_machine(fresh_root: FreshRoot) -> None:
     go = next((line for line in lines if line.startswith("go tools: installed ")), "")
     assert {f"{name}@{pin.version}" for name, pin in tools.items()} <= {
         re.sub(r"\(\d+s\)$", "", word) for word in go.split()}, first.stdout
+    assert any(line.startswith("setup: built build/launcher/launcher ") for line in lines), first.stdout
     assert any(line.startswith("setup: installed .venv ") for line in lines), first.stdout
     assert any(line.startswith("setup: made dist/wheels ") for line in lines), first.stdout
     assert re.fullmatch(r"setup: done \(\d+\.\ds\)", lines[-1]), first.stdout
