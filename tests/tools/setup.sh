@@ -63,8 +63,8 @@ while read -r cmd pkg _; do
   [[ -z "$cmd" || "$cmd" == \#* ]] && continue
   deb_cmds+=("$cmd")
   [[ " ${deb_pkgs[*]} " == *" $pkg "* ]] || deb_pkgs+=("$pkg")
-  if ! PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1 && [[ " ${deb_missing[*]} " != *" $pkg "* ]]; then
-    deb_missing+=("$pkg")
+  if ! PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1; then
+    [[ " ${deb_missing[*]} " == *" $pkg "* ]] || deb_missing+=("$pkg")
   fi
 done < "$tools/debian-packages.txt"
 # Debian's python3 keeps venv's pip bootstrap (ensurepip) in its own package.
@@ -79,8 +79,8 @@ if want go || want launcher; then
     export PATH=/usr/local/go/bin:$PATH
   fi
   command -v go >/dev/null 2>&1 || {
-    echo "ERROR: setup: Go is not installed; the pinned Go tools and the launcher need Go 1.26 on PATH or in /usr/local/go" \
-         "(https://go.dev/dl/)" >&2; exit 2; }
+    echo "ERROR: setup: Go is not installed; the pinned Go tools and the launcher need Go 1.26 on PATH" \
+         "or in /usr/local/go (https://go.dev/dl/)" >&2; exit 2; }
 fi
 if want go; then
   missing=$("$tools/install.sh" --missing)
@@ -118,8 +118,8 @@ if ((EUID != 0)); then
   fi
 fi
 
-if ! ((${#deb_missing[@]} + ${#go_missing[@]})) && ! $need_launcher && ! $need_venv && ! $need_wheels && ! $need_base \
-   && ! $need_debs && ! $need_wheelhouse; then
+if ! ((${#deb_missing[@]} + ${#go_missing[@]})) && ! $need_launcher && ! $need_venv && ! $need_wheels \
+   && ! $need_base && ! $need_debs && ! $need_wheelhouse; then
   have=()
   want debian && have+=("Debian packages (${deb_pkgs[*]})")
   want go && have+=("Go tools ($(awk '!/^#/ && NF {printf "%s%s", s, $1; s=" "}' "$tools/go-tools.txt"))")
