@@ -135,7 +135,9 @@ def from_settings(settings: Settings, logger: Any, keychain: Keychain | None = N
             return ImageCache(layout_store(str(settings["oci-dir"])), reference, logger)
         from lifecycle.cache.registry_image import RegistryImageCache
 
-        store = registry_store(tuple(settings["insecure-registry"] or ()), settings.environ, keychain)
+        store = registry_store(tuple(settings["insecure-registry"] or ()), settings.environ, keychain,
+                               registry_timeout=int(settings["registry-timeout"]),
+                               registry_deadline=int(settings["registry-deadline"]))
         return RegistryImageCache(store, reference, logger)
 
     return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, image_cache=image_cache,
