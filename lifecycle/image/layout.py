@@ -112,12 +112,13 @@ class Layout:
                 raise FileNotFoundError(errno.ENOENT, str(exc)) from None
             raise ImageError(f"{what} in layout {self.path}: {exc}") from None
 
-    def _read_small(self, rel: str, cap: int, what: str) -> bytes:
+    def _read_small(self, rel: str, cap: int, what: str, *, descriptor_size: int | None = None) -> bytes:
         with self._open_file(rel, what) as f:
             try:
                 return _read_bounded(f, cap, f"{self.path}/{rel}")
             except TreeError as exc:
-                raise ImageError(f"{what} in layout {self.path}: {exc}") from None
+                says = f", descriptor says {descriptor_size}" if descriptor_size is not None else ""
+                raise ImageError(f"{what} in layout {self.path}: {exc}{says}") from None
 
     def check_version(self) -> None:
         """``oci-layout`` may be absent; if present it must say version 1.0.0."""
@@ -149,7 +150,8 @@ class Layout:
                              f"({desc.size} bytes)")
         path = self.blob_path(desc.digest)
         try:
-            data = self._read_small(str(path.relative_to(self.path)), max(desc.size, 0), f"blob {desc.digest}")
+            data = self._read_small(str(path.relative_to(self.path)), max(desc.size, 0), f"blob {desc.digest}",
+                                    descriptor_size=desc.size)
         except FileNotFoundError:
             raise ImageError(f"blob {desc.digest} is missing from layout {self.path}") from None
         except OSError as exc:

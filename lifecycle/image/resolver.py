@@ -109,6 +109,10 @@ class Resolver:
     def _contain_real(self, path: Path, reference: str) -> None:
         """Containment by real path, not by spelling: a symlink under the root that leads out of it
         (at the layout dir or any parent) makes the reference unusable (spec/trust-model.md)."""
-        if not within(Path(os.path.realpath(self.root)), Path(os.path.realpath(path))):
+        try:
+            real = Path(os.path.realpath(path))
+        except ValueError:  # a NUL in the name: no such file can exist, the spelling checks decide
+            return
+        if not within(Path(os.path.realpath(self.root)), real):
             raise InputError(f"failed to parse arguments: reference '{reference}' resolves outside the "
                              f"layout directory '{self.root}' through a symlink")
