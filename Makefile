@@ -4,14 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools test lint type demo bench image image-inputs clean
+.PHONY: install tools test lint type demo bench image image-inputs frozen lifecycle-tarball clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,freeze]'
 	touch $(STAMP)
 
 # The pinned Go tools (upstream lifecycle, pack, oras, notation, crane): tests/tools/go-tools.txt.
@@ -22,7 +22,7 @@ test: install tools image-inputs
 	$(VENV)/bin/pytest -n 2 -q
 
 lint: install
-	$(VENV)/bin/ruff check lifecycle tests bench samples
+	$(VENV)/bin/ruff check lifecycle tests bench samples packaging
 	$(VENV)/bin/mypy
 
 demo: install
@@ -30,6 +30,15 @@ demo: install
 
 bench: install tools
 	$(PY) bench/export.py
+
+# The phases frozen into one executable (build/frozen/lifecycle, PyInstaller) plus symlinks, and the
+# tarball pack's `builder create` takes: dist/lifecycle-<version>+linux.x86-64.tgz (spec/image.md).
+LAUNCHER ?= cnb/lifecycle/launcher
+frozen: install
+	packaging/freeze.sh $(PY) build/frozen
+
+lifecycle-tarball: frozen
+	$(PY) packaging/dist.py tarball build/frozen $(LAUNCHER) dist
 
 # What the lifecycle image is built from, fetched here (install-step work, the only network use):
 # dependency wheels into dist/wheels (pip's index) and the debootstrap'd base rootfs tarball
@@ -49,4 +58,4 @@ image: image-inputs
 		-t cnb-lifecycle:dev .
 
 clean:
-	rm -rf $(VENV) demo-oci .pytest_cache
+	rm -rf $(VENV) demo-oci .pytest_cache build

@@ -1,0 +1,74 @@
+"""Session fixtures for the lifecycle distribution: the frozen phases and the lifecycle tarball.
+
+Freezing takes a minute or two of CPU, so it happens once per test run: the first xdist worker that
+needs it builds into the run's shared temp directory under a file lock, the others reuse it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent.parent
+FREEZE = REPO / "packaging" / "freeze.sh"
+DIST = REPO / "packaging" / "dist.py"
+PYTHON = Path(sys.executable)
+SH_LAUNCHER = REPO / "cnb" / "lifecycle" / "launcher"
+
+
+@contextmanager
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Path, bool]]:
+    """``(dir, ready)`` in the temp root all xdist workers share, held under a lock; ``ready`` says
+    an earlier holder finished making it (it leaves ``<dir>/.done``)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # each worker's basetemp is a child of the run's
+    path = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield path, (path / ".done").exists()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def freeze(out: Path) -> Path:
+    """Run packaging/freeze.sh into ``out``; returns ``out``."""
+    res = subprocess.run([str(FREEZE), str(PYTHON), str(out)], capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, f"freeze.sh failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+    return out
+
+
+def launcher() -> Path:
+    """The launcher the tarball carries."""
+    return SH_LAUNCHER
+
+
+@pytest.fixture(scope="session")
+def frozen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the frozen ``lifecycle`` and the phase symlinks, built once per run."""
+    with shared_dir(tmp_path_factory, "frozen") as (path, ready):
+        if not ready:
+            freeze(path)
+            (path / ".done").touch()
+    return path
+
+
+@pytest.fixture(scope="session")
+def lifecycle_tarball(frozen: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``lifecycle-<version>+linux.x86-64.tgz`` made from :func:`frozen`, once per run."""
+    with shared_dir(tmp_path_factory, "lifecycle-dist") as (path, ready):
+        if not ready:
+            res = subprocess.run([str(PYTHON), str(DIST), "tarball", str(frozen), str(launcher()), str(path)],
+                                 capture_output=True, text=True, timeout=600)
+            assert res.returncode == 0, res.stdout + res.stderr
+            (path / ".done").touch()
+    (tarball,) = path.glob("lifecycle-*.tgz")
+    return tarball
