@@ -16,7 +16,7 @@ from lifecycle import __version__
 from lifecycle.api import BUILDPACK_APIS, PLATFORM_APIS
 from lifecycle.descriptor import DECLARED_VERSION
 from tests.conftest import BUSYBOX_MANIFEST, base_env, run_program
-from tests.support.dist import DIST, PYTHON, SH_LAUNCHER, freeze
+from tests.support.dist import DIST, PYTHON, freeze, launcher
 
 PHASES = ("analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser", "extender")
 
@@ -35,7 +35,7 @@ def test_tarball_holds_lifecycle_toml_and_the_phases(lifecycle_tarball: Path, fr
                                 *(f"lifecycle/{p}" for p in PHASES)}
         descriptor = tomllib.loads(tar.extractfile("lifecycle.toml").read().decode())  # type: ignore[union-attr]
         binary = tar.extractfile("lifecycle/lifecycle").read()  # type: ignore[union-attr]
-        launcher = tar.extractfile("lifecycle/launcher").read()  # type: ignore[union-attr]
+        launcher_bytes = tar.extractfile("lifecycle/launcher").read()  # type: ignore[union-attr]
     assert descriptor == {
         "apis": {"buildpack": {"deprecated": [], "supported": [str(v) for v in BUILDPACK_APIS]},
                  "platform": {"deprecated": [], "supported": [str(v) for v in PLATFORM_APIS]}},
@@ -45,7 +45,7 @@ def test_tarball_holds_lifecycle_toml_and_the_phases(lifecycle_tarball: Path, fr
     for phase in PHASES:
         assert members[f"lifecycle/{phase}"].issym() and members[f"lifecycle/{phase}"].linkname == "lifecycle"
     assert binary == (frozen / "lifecycle").read_bytes() and binary[:4] == b"\x7fELF"
-    assert launcher == SH_LAUNCHER.read_bytes()
+    assert launcher_bytes == launcher().read_bytes()
     for m in members.values():
         assert (m.uid, m.gid, m.mtime) == (0, 0, 0), m.name
         if m.isfile() and m.name != "lifecycle.toml":
@@ -53,7 +53,7 @@ def test_tarball_holds_lifecycle_toml_and_the_phases(lifecycle_tarball: Path, fr
 
 
 def test_tarball_is_reproducible(lifecycle_tarball: Path, frozen: Path, tmp_path: Path) -> None:
-    res = subprocess.run([str(PYTHON), str(DIST), "tarball", str(frozen), str(SH_LAUNCHER), str(tmp_path)],
+    res = subprocess.run([str(PYTHON), str(DIST), "tarball", str(frozen), str(launcher()), str(tmp_path)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     assert Path(res.stdout.strip()).read_bytes() == lifecycle_tarball.read_bytes()

@@ -1,7 +1,9 @@
-"""Session fixtures for the lifecycle distribution: the frozen phases and the lifecycle tarball.
+"""Session fixtures for the lifecycle distribution: the frozen phases, the lifecycle tarball, and the
+lifecycle image in the test dockerd.
 
 Freezing takes a minute or two of CPU, so it happens once per test run: the first xdist worker that
-needs it builds into the run's shared temp directory under a file lock, the others reuse it.
+needs it builds into the run's shared temp directory under a file lock, the others reuse it. The
+image is built once per dockerd (per worker); the tests that need it share an xdist group.
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import built_launcher
+from tests.support.services import Dockerd
+
 REPO = Path(__file__).resolve().parent.parent.parent
 FREEZE = REPO / "packaging" / "freeze.sh"
 DIST = REPO / "packaging" / "dist.py"
 PYTHON = Path(sys.executable)
-SH_LAUNCHER = REPO / "cnb" / "lifecycle" / "launcher"
+BUILD_IMAGE_SH = REPO / "packaging" / "build_image.sh"
+MAKE_BASE = REPO / "tests" / "image_build" / "make_base.sh"
+BASE_CACHE = Path(os.environ.get("LIFECYCLE_BASE_CACHE") or "/var/cache/lifecycle-base")
+BASE_TARBALL = BASE_CACHE / "bookworm-minbase-python3.tar"
+BASE = "lifecycle-base:bookworm"
+LIFECYCLE_IMAGE = "cnb-lifecycle:test"
 
 
 @contextmanager
@@ -47,8 +57,16 @@ def freeze(out: Path) -> Path:
 
 
 def launcher() -> Path:
-    """The launcher the tarball carries."""
-    return SH_LAUNCHER
+    """The launcher the tarball carries: the one ``make launcher`` built."""
+    return built_launcher()
+
+
+def base_tarball() -> Path:
+    """The cached debootstrap rootfs (``make image-inputs``); missing fails the test, never skips."""
+    if not BASE_TARBALL.is_file() or BASE_TARBALL.stat().st_size == 0:
+        pytest.fail(f"prepared image inputs are missing: no base rootfs tarball at {BASE_TARBALL}; "
+                    "run `make image-inputs` (the install step; it runs debootstrap)")
+    return BASE_TARBALL
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +90,23 @@ def lifecycle_tarball(frozen: Path, tmp_path_factory: pytest.TempPathFactory) ->
             (path / ".done").touch()
     (tarball,) = path.glob("lifecycle-*.tgz")
     return tarball
+
+
+@pytest.fixture(scope="session")
+def base_image(dockerd: Dockerd) -> str:
+    """``lifecycle-base:bookworm`` imported into the test dockerd from the cached tarball."""
+    tarball = base_tarball()
+    env = dockerd.env() | {"LIFECYCLE_BASE_CACHE": str(tarball.parent)}
+    res = subprocess.run([str(MAKE_BASE), "--import-only", dockerd.host, BASE], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return BASE
+
+
+@pytest.fixture(scope="session")
+def lifecycle_image(dockerd: Dockerd, base_image: str, lifecycle_tarball: Path) -> str:
+    """The lifecycle image (packaging/build_image.sh) in the test dockerd, built once per daemon."""
+    res = subprocess.run([str(BUILD_IMAGE_SH), str(lifecycle_tarball), LIFECYCLE_IMAGE, base_image],
+                         env=dockerd.env() | {"PYTHON": str(PYTHON)}, capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return LIFECYCLE_IMAGE
