@@ -45,9 +45,10 @@ lint: venv
 demo: install
 	$(PY) samples/demo.py
 
-bench: install
+bench: install frozen
 	$(PY) bench/export.py
 	$(PY) bench/launch.py
+	$(PY) bench/startup.py
 
 # What the lifecycle image is built from (part of `make install`): dependency wheels into dist/wheels
 # (pip's index) and the debootstrap'd base rootfs tarball (Debian mirror; needs root and debootstrap;
