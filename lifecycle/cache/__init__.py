@@ -146,6 +146,8 @@ def from_settings(settings: Settings, logger: Any, keychain: Keychain | None = N
             raise CacheError(DAEMON_CACHE_IMAGE)
         store = open_store(oci=bool(settings["oci"]), daemon=False, oci_dir=str(settings["oci-dir"]),
                            insecure_registries=tuple(settings["insecure-registry"] or ()),
-                           environ=settings.environ, keychain=keychain)
+                           environ=settings.environ, keychain=keychain,
+                           registry_timeout=int(settings["registry-timeout"]),
+                           registry_deadline=int(settings["registry-deadline"]))
     return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, store=store,
                       logger=logger)

@@ -24,7 +24,8 @@ def store_for(ctx: Context) -> LayoutStore | RegistryStore | DaemonStore:
     s = ctx.settings
     return open_store(oci=bool(s["oci"]), daemon=bool(s["daemon"]), oci_dir=str(s["oci-dir"]),
                       insecure_registries=tuple(s["insecure-registry"] or ()), environ=s.environ,
-                      keychain=ctx.keychain)
+                      keychain=ctx.keychain, registry_timeout=int(s["registry-timeout"]),
+                      registry_deadline=int(s["registry-deadline"]))
 
 
 def layout_store_for(ctx: Context, what: str = "this phase") -> LayoutStore:

@@ -25,15 +25,18 @@ from lifecycle.image.auth import Keychain, normalize_registry
 from lifecycle.image.layout import Layout, host_platform
 from lifecycle.image.registry_client import (
     ATTEMPTS,
+    Limits,
     RegistryClient,
     RegistryError,
     insecure_set,
     parse_challenge,
     sha256_digest,
 )
+from lifecycle.image.untrusted import clean
 
 __all__ = [
     "ATTEMPTS",
+    "Limits",
     "RegistryClient",
     "RegistryError",
     "RegistryImage",
@@ -96,7 +99,7 @@ def _pick_platform(index: m.Index, where: str) -> m.Descriptor:
     if not matching and len(descs) == 1 and descs[0].platform is None:
         matching = descs
     if not matching:
-        found = ", ".join(f"{d.platform.os}/{d.platform.architecture}" for d in descs if d.platform)
+        found = clean(", ".join(f"{d.platform.os}/{d.platform.architecture}" for d in descs if d.platform))
         raise ImageError(f"no manifest for platform {want.os}/{want.architecture} in {where}"
                          + (f" (found: {found})" if found else ""))
     return matching[0]
@@ -108,9 +111,10 @@ class RegistryStore:
     kind = "registry"
 
     def __init__(self, *, insecure_registries: Sequence[str] = (), keychain: Keychain | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, limits: Limits | None = None) -> None:
         self.insecure = insecure_set(insecure_registries)
         self.keychain = keychain or Keychain()
+        self.limits = limits or Limits()
         self._transport = transport
         self._clients: dict[str, RegistryClient] = {}
 
@@ -119,7 +123,8 @@ class RegistryStore:
         key = normalize_registry(registry)
         if key not in self._clients:
             self._clients[key] = RegistryClient(registry, insecure=key in self.insecure,
-                                                keychain=self.keychain, transport=self._transport)
+                                                keychain=self.keychain, transport=self._transport,
+                                                limits=self.limits)
         return self._clients[key]
 
     def close(self) -> None:
@@ -165,7 +170,7 @@ class RegistryStore:
             media = str(raw.get("mediaType") or media)
         digest = sha256_digest(data)
         if media and media not in m.MANIFEST_TYPES:
-            raise ImageError(f"{reference}: unsupported manifest media type {media}")
+            raise ImageError(f"{reference}: unsupported manifest media type {clean(media, 200)}")
         manifest: m.Manifest = _parse_model(m.Manifest, data, f"manifest {ref.name}@{digest}")
         config_bytes = client.get_blob(ref.repository, manifest.config.digest)
         config: m.ImageConfig = _parse_model(m.ImageConfig, config_bytes, f"config {manifest.config.digest}")

@@ -121,14 +121,16 @@ class LayoutStore:
 
 
 def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Sequence[str] = (),
-               environ: Mapping[str, str] | None = None,
-               keychain: Keychain | None = None) -> LayoutStore | RegistryStore | DaemonStore:
+               environ: Mapping[str, str] | None = None, keychain: Keychain | None = None,
+               registry_timeout: int = 30, registry_deadline: int = 300
+               ) -> LayoutStore | RegistryStore | DaemonStore:
     """Pick exactly one store, as upstream's ``image.NewHandler`` does (decisions D1, D6).
 
     ``-oci``: layouts under ``oci_dir``; ``-daemon``: the Docker daemon at ``DOCKER_HOST``;
     neither: registries (HTTPS, except ``insecure_registries`` over HTTP; credentials from
     ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``, unless ``keychain`` is given:
-    the CLI reads it as root before dropping privileges). Both: exit 3.
+    the CLI reads it as root before dropping privileges; ``registry_timeout`` and
+    ``registry_deadline`` seconds bound every registry operation). Both: exit 3.
     """
     env = dict(environ if environ is not None else {})
     if oci and daemon:
@@ -139,10 +141,14 @@ def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Se
         return DaemonStore(env.get("DOCKER_HOST", ""))
     if not oci:
         from lifecycle.image import auth
-        from lifecycle.image.registry import RegistryStore
+        from lifecycle.image.registry import Limits, RegistryStore
 
+        for name, value in (("CNB_REGISTRY_TIMEOUT", registry_timeout), ("CNB_REGISTRY_DEADLINE", registry_deadline)):
+            if value < 1:
+                raise InputError(f"{name} must be a whole number of seconds, at least 1 (got {value})")
         return RegistryStore(insecure_registries=insecure_registries,
-                             keychain=keychain or auth.Keychain.from_environ(env))
+                             keychain=keychain or auth.Keychain.from_environ(env),
+                             limits=Limits(idle=float(registry_timeout), deadline=float(registry_deadline)))
     if not oci_dir:
         raise InputError("defining a layout directory is required when OCI feature is enabled. Use "
                          "-oci-dir flag or CNB_OCI_PATH environment variable")
