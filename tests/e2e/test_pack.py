@@ -214,7 +214,7 @@ def test_untrusted_build_with_our_lifecycle_image(builder: Pack, dockerd: Docker
 
 
 @DROP
-def test_layout_builds_full_and_sparse(builder: Pack, dockerd: Dockerd, pack_registry: Registry, app: Path,
+def test_layout_builds_full_and_sparse_and_publish(builder: Pack, dockerd: Dockerd, pack_registry: Registry, app: Path,
                                        tmp_path: Path) -> None:
     skopeo = require_tool("skopeo")
     layout_args = ("--trust-builder", "--run-image", f"{REGISTRY}/busybox:latest", "--network", "host")
@@ -237,9 +237,7 @@ def test_layout_builds_full_and_sparse(builder: Pack, dockerd: Dockerd, pack_reg
         assert res.returncode == 0, res.stderr
         assert docker_run(dockerd, f"{name}:latest") == HELLO, name
 
-
-@DROP
-def test_publish_to_the_registry(builder: Pack, dockerd: Dockerd, pack_registry: Registry, app: Path) -> None:
+    # --publish, in the same test: only one test (so one xdist worker) starts the port-80 registry.
     image = f"{REGISTRY}/pack-published:latest"
     out = builder.build(image, app, "--trust-builder", "--publish", "--run-image", f"{REGISTRY}/busybox:latest",
                         "--network", "host", "--insecure-registry", REGISTRY)
