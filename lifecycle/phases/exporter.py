@@ -208,7 +208,7 @@ class _Exporter:
         write_launch_script(config_dir)
         plans.append(self._dir_plan("buildpacksio/lifecycle:config", "Buildpacks Launcher Config", config_dir,
                                     _reuse_one(prev_label.get("config"), prev_by_diff), "config"))
-        types = sorted(p.type for p in meta.processes)
+        types = [p.type for p in meta.processes]  # metadata.toml order, as upstream writes them
         if types:
             plans.append(_Planned("buildpacksio/lifecycle:process-types", "Buildpacks Process Types",
                                   lambda: _process_entries(types),
@@ -514,7 +514,7 @@ def _launcher_entries(launcher: Path) -> list[Entry]:
 
 def _process_entries(types: list[str]) -> list[Entry]:
     out = [Entry("/cnb", "dir", 0o755, 0, 0), Entry(PROCESS_DIR, "dir", 0o755, 0, 0)]
-    out += [Entry(f"{PROCESS_DIR}/{t}", "symlink", 0o777, 0, 0, linkname=LAUNCHER_PATH) for t in types]
+    out += [Entry(f"{PROCESS_DIR}/{t}", "symlink", 0o755, 0, 0, linkname=LAUNCHER_PATH) for t in types]
     return out
 
 
