@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata
 
 if TYPE_CHECKING:
+    from lifecycle.image.auth import Keychain
     from lifecycle.image.daemon import DaemonStore
     from lifecycle.image.registry import RegistryStore
     from lifecycle.image.store import LayoutStore
@@ -132,10 +133,10 @@ def open_cache(*, cache_dir: str | Path | None, cache_image: str | None,
     return None
 
 
-def from_settings(settings: Settings, logger: Any) -> Cache | None:
+def from_settings(settings: Settings, logger: Any, keychain: Keychain | None = None) -> Cache | None:
     """``open_cache`` from a phase's resolved settings (``-cache-dir``, ``-cache-image``, ``-oci``,
     ``-oci-dir``, ``-daemon``, ``-insecure-registry``; registry credentials from
-    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them)."""
+    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them, or ``keychain``)."""
     image = str(settings["cache-image"] or "")
     store: LayoutStore | RegistryStore | DaemonStore | None = None
     if image:
@@ -145,6 +146,6 @@ def from_settings(settings: Settings, logger: Any) -> Cache | None:
             raise CacheError(DAEMON_CACHE_IMAGE)
         store = open_store(oci=bool(settings["oci"]), daemon=False, oci_dir=str(settings["oci-dir"]),
                            insecure_registries=tuple(settings["insecure-registry"] or ()),
-                           environ=settings.environ)
+                           environ=settings.environ, keychain=keychain)
     return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, store=store,
                       logger=logger)

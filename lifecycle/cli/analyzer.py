@@ -9,11 +9,14 @@ from pathlib import Path
 
 from lifecycle.cli._command import Context
 from lifecycle.errors import ExitCode, LifecycleError
+from lifecycle.priv import Privileges
 
 FLAGS = ("analyzed", "cache-image", "daemon", "gid", "layers", "launch-cache", "oci", "oci-dir",
          "previous-image", "run", "run-image", "skip-layers", "tag", "uid", "insecure-registry")
 ARGS = (1, 1)
 USAGE_ARGS = "<image>"
+# What root does before the drop to the CNB user (spec/trust-model.md).
+PRIVILEGES = Privileges(chown=("layers", "launch-cache"), keychain=True)
 
 
 def run(ctx: Context) -> None:
