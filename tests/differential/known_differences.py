@@ -43,7 +43,7 @@ KNOWN: dict[str, Known] = {
     "lifecycle-version": Known(
         ("config/labels/io.buildpacks.build.metadata/launcher/version",),
         "the label names this lifecycle's version"),
-    "config-layer-launch-script": Known(
+    "config-layer-launch-table": Known(
         ("config/diff_ids/*:Buildpacks Launcher Config", "config/labels/io.buildpacks.lifecycle.metadata/config/sha"),
-        "the config layer also holds launch.sh, which the sh launcher reads"),
+        "the config layer also holds launch.table, which our launcher reads"),
 }

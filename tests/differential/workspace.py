@@ -4,7 +4,7 @@ Images record absolute paths (layer entry names, ``CNB_LAYERS_DIR``, ``CNB_APP_D
 lifecycles must see the layers and app dirs at the same paths. Each side keeps its own copy, and
 :meth:`Side.mounted` renames that copy onto the shared paths while its phase runs: the same inputs
 at the same paths, one side at a time, and neither side sees files the other wrote (ours writes
-``config/launch.sh`` into the layers dir). Each side has its own OCI root; the comparison replaces
+``config/launch.table`` into the layers dir). Each side has its own OCI root; the comparison replaces
 that root with ``<oci>``.
 """
 
