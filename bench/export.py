@@ -1,9 +1,9 @@
 """Export benchmark: a ~300 MB synthetic app onto the busybox run image, cold and with a previous
-image, against upstream's exporter (`lifecycle` v0.21.17 from `make tools`, `-layout`) on the same
-workload, and against `tar -c | pigz -6` and `umoci repack` of the same tree, all in the same run.
+image, against `tar -c | pigz -6` and `umoci repack` of the same tree; then the same export to a
+docker-registry on 127.0.0.1 beside `skopeo copy` of the finished layout image to that registry,
+all measured in the same run.
 
-Run with `make bench`. Prints wall time, peak memory (largest process), output size and ratios;
-not a test. Both exporters put the same launcher (upstream's) into their images.
+Run with `make bench`. Prints wall time, peak memory (largest process) and ratios; not a test.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from tests.support.gotools import tool_path  # noqa: E402  (the locator the tests use)
-
+sys.path.insert(0, str(REPO))  # tests.support.services starts the registry
 FIXTURE = REPO / "tests" / "fixtures" / "layout-repo"
 BIN = Path(sys.executable).parent
 
@@ -66,69 +64,72 @@ def timed(cmd: list[str] | str, *, env: dict[str, str] | None = None, shell: boo
     return wall, usage.ru_maxrss / 1024
 
 
-def blobs_size(layout: Path) -> int:
-    """Bytes of every blob in ``layout`` (what a copy of the image costs on disk)."""
-    return sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir())
-
-
-def exporter_runs(name: str, exe: list[str], work: Path, app: Path, layers: Path, launcher: Path,
-                  env: dict[str, str]) -> tuple[tuple[float, float], tuple[float, float], int]:
-    """Analyze + export cold, then analyze + export again with the first image as previous image
-    (only the exports are timed); the two timings and the app image's blob bytes."""
-    oci = work / f"oci-{name}"
-    shutil.copytree(FIXTURE, oci)
-    common = [*exe[1:], str(oci), "-layers", str(layers), "-analyzed", str(work / f"{name}-analyzed.toml")]
-    analyzer, exporter = exe[0].format(phase="analyzer"), exe[0].format(phase="exporter")
-    analyze = [analyzer, *common, "-run-image", "busybox", "bench-app"]
-    export = [exporter, *common, "-app", str(app), "-launcher", str(launcher),
-              "-report", str(work / f"{name}-report.toml"), "bench-app"]
-    subprocess.run(analyze, env=env, check=True, stdout=subprocess.DEVNULL)
-    cold = timed(export, env=env)
-    subprocess.run(analyze, env=env, check=True, stdout=subprocess.DEVNULL)
-    warm = timed(export, env=env)
-    return cold, warm, blobs_size(oci / "index.docker.io" / "library" / "bench-app" / "latest")
-
-
 def main() -> None:
-    upstream, upstream_launcher = tool_path("lifecycle"), tool_path("launcher")
-    for tool in (upstream, upstream_launcher):
-        if not os.access(tool, os.X_OK):
-            raise SystemExit(f"{tool} is not installed (run `make tools`)")
     work = Path(tempfile.mkdtemp(prefix="lifecycle-bench-"))
     try:
-        app, layers = work / "workspace", work / "layers"
+        app, layers, oci = work / "workspace", work / "layers", work / "oci"
         size = make_app(app)
+        shutil.copytree(FIXTURE, oci)
         (layers / "config").mkdir(parents=True)
         (layers / "group.toml").write_text("")
-        bindir = work / "upstream-bin"
-        bindir.mkdir()
-        for phase in ("analyzer", "exporter"):
-            (bindir / phase).symlink_to(upstream)
-        env = {**os.environ, "CNB_PLATFORM_API": "0.15", "CNB_EXPERIMENTAL_MODE": "silent",
-               "PATH": f"{BIN}:{os.environ['PATH']}"}
-        ours = exporter_runs("ours", [str(BIN / "{phase}"), "-oci", "-oci-dir"], work, app, layers,
-                             upstream_launcher, env)
-        theirs = exporter_runs("upstream", [str(bindir / "{phase}"), "-layout", "-layout-dir"], work, app, layers,
-                               upstream_launcher, env)
+        env = {**os.environ, "CNB_PLATFORM_API": "0.15", "PATH": f"{BIN}:{os.environ['PATH']}"}
+        common = ["-oci", "-oci-dir", str(oci), "-layers", str(layers)]
+        subprocess.run([str(BIN / "analyzer"), *common, "-run-image", "busybox", "bench-app"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        cold = timed([str(BIN / "exporter"), *common, "-app", str(app), "bench-app"], env=env)
+        subprocess.run([str(BIN / "analyzer"), *common, "-run-image", "busybox", "bench-app"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        warm = timed([str(BIN / "exporter"), *common, "-app", str(app), "bench-app"], env=env)
+        app_blob = max((p.stat().st_size for p in (oci / "index.docker.io" / "library" / "bench-app" / "latest"
+                                                   / "blobs" / "sha256").iterdir()), default=0)
         pigz = timed(f"tar -C {work} -cf - workspace | pigz -6 > {work}/ref.tgz", shell=True)
         pigz_size = (work / "ref.tgz").stat().st_size
         umoci = umoci_repack(work, app)
+        pushed, skopeo = registry_export(work, app, env, oci / "index.docker.io" / "library" / "bench-app" / "latest")
         mib = size / (1 << 20)
-        print(f"app: {mib:.0f} MiB in {sum(1 for _ in app.rglob('*'))} entries; ours: 2 export threads, isal level 2")
-        print(f"{'what':<44}{'wall s':>8}{'peak MiB':>10}{'vs upstream':>13}{'vs pigz':>9}{'vs umoci':>9}")
-        rows = (("exporter (ours), cold", ours[0], theirs[0]),
-                ("exporter (ours), with previous image", ours[1], theirs[1]),
-                ("exporter (upstream v0.21.17), cold", theirs[0], theirs[0]),
-                ("exporter (upstream v0.21.17), with previous", theirs[1], theirs[1]),
-                ("tar -c | pigz -6 (reference)", pigz, None),
-                ("umoci repack (reference)", umoci, None))
-        for name, (wall, peak), base in rows:
-            versus = f"{wall / base[0]:>13.2f}" if base else f"{'':>13}"
-            print(f"{name:<44}{wall:>8.2f}{peak:>10.0f}{versus}{wall / pigz[0]:>9.2f}{wall / umoci[0]:>9.2f}")
-        print(f"app image blobs: ours {ours[2] / (1 << 20):.1f} MiB, upstream {theirs[2] / (1 << 20):.1f} MiB "
-              f"(tar -c | pigz -6 of the app alone: {pigz_size / (1 << 20):.1f} MiB)")
+        print(f"app: {mib:.0f} MiB in {sum(1 for _ in app.rglob('*'))} entries; 2 export threads; isal level 2")
+        print(f"{'what':<36}{'wall s':>8}{'peak MiB':>10}{'vs pigz':>9}{'vs umoci':>9}")
+        for name, (wall, peak) in (("exporter, cold", cold), ("exporter, with previous image", warm),
+                                   ("tar -c | pigz -6 (reference)", pigz), ("umoci repack (reference)", umoci)):
+            print(f"{name:<36}{wall:>8.2f}{peak:>10.0f}{wall / pigz[0]:>9.2f}{wall / umoci[0]:>9.2f}")
+        print(f"compressed app layer: {app_blob / (1 << 20):.1f} MiB (pigz -6: {pigz_size / (1 << 20):.1f} MiB)")
+        print(f"{'to a registry on 127.0.0.1':<36}{'wall s':>8}{'peak MiB':>10}{'vs layout+skopeo':>18}")
+        budget = cold[0] + skopeo[0]
+        for name, (wall, peak) in (("exporter, cold, to the registry", pushed),
+                                   ("skopeo copy of the layout image", skopeo)):
+            print(f"{name:<36}{wall:>8.2f}{peak:>10.0f}{wall / budget:>18.2f}")
+        print(f"budget (issue 15): exporter to the registry <= layout export + skopeo copy = {budget:.2f} s, "
+              "peak < 100 MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def registry_export(work: Path, app: Path, env: dict[str, str], layout_image: Path
+                    ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Time a cold export of the same app to a docker-registry on 127.0.0.1, and `skopeo copy` of
+    the layout export's image to the same registry (both into empty repositories)."""
+    from tests.support.services import start_registry
+
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        raise SystemExit("skopeo is not installed (run `make install`, which installs it)")
+    registry = start_registry(work / "registry")
+    try:
+        subprocess.run([skopeo, "copy", "--dest-tls-verify=false", f"oci:{FIXTURE}/index.docker.io/library/busybox/"
+                        "latest", f"docker://{registry.host}/library/busybox:latest"], check=True,
+                       stdout=subprocess.DEVNULL)
+        layers = work / "registry-layers"
+        (layers / "config").mkdir(parents=True)
+        (layers / "group.toml").write_text("")
+        common = ["-layers", str(layers), "-insecure-registry", registry.host]
+        subprocess.run([str(BIN / "analyzer"), *common, "-run-image", f"{registry.host}/library/busybox",
+                        f"{registry.host}/bench-app"], env=env, check=True, stdout=subprocess.DEVNULL)
+        pushed = timed([str(BIN / "exporter"), *common, "-app", str(app), f"{registry.host}/bench-app"], env=env)
+        copied = timed([skopeo, "copy", "--dest-tls-verify=false", f"oci:{layout_image}:latest",
+                        f"docker://{registry.host}/bench-skopeo:latest"])
+        return pushed, copied
+    finally:
+        registry.stop()
 
 
 def umoci_repack(work: Path, app: Path) -> tuple[float, float]:

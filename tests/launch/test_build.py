@@ -3,6 +3,7 @@ tests, and the golden tables both languages share (tests/launch/golden)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -13,6 +14,7 @@ import pytest
 
 from lifecycle.files import metadata as metadata_file
 from lifecycle.launch.table import render_table
+from lifecycle.phases._buildenv import apply_env_dir
 from tests.conftest import REPO
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -60,13 +62,27 @@ def test_launcher_is_static_and_small(launcher_bin: Path) -> None:
     assert str(REPO).encode() not in data  # -trimpath: no build paths
 
 
-def test_go_unit_tests() -> None:
-    res = subprocess.run([_go(), "test", "./..."], cwd=REPO / "launcher", capture_output=True, text=True,
-                         timeout=900, env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "", "CGO_ENABLED": "0"})
-    assert res.returncode == 0, res.stdout + res.stderr
+def test_go_sources_formatted_vetted_and_tested() -> None:
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "", "CGO_ENABLED": "0"}
+    gofmt = Path(_go()).with_name("gofmt")
+    res = subprocess.run([str(gofmt), "-l", "."], cwd=REPO / "launcher", capture_output=True, text=True)
+    assert (res.returncode, res.stdout) == (0, ""), res.stdout + res.stderr
+    for cmd in (["vet", "./..."], ["test", "./..."]):
+        res = subprocess.run([_go(), *cmd], cwd=REPO / "launcher", capture_output=True, text=True, timeout=900,
+                             env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
 
 
-@pytest.mark.parametrize("case", sorted(p.name for p in GOLDEN.iterdir() if p.is_dir()))
+@pytest.mark.parametrize("case", sorted(p.parent.name for p in GOLDEN.glob("*/metadata.toml")))
 def test_golden_tables_render_from_metadata(case: str) -> None:
     meta = metadata_file.read(GOLDEN / case / "metadata.toml")
     assert render_table(meta) == (GOLDEN / case / "launch.table").read_text()
+
+
+@pytest.mark.parametrize("case", sorted(p.parent.name for p in GOLDEN.glob("*/case.json")))
+def test_golden_env_dirs_at_build_time(case: str) -> None:
+    """The build-time env-file rules give what the launcher's do (its go test reads the same case)."""
+    data = json.loads((GOLDEN / case / "case.json").read_text())
+    values = dict(data["before"])
+    apply_env_dir(values, GOLDEN / case / "env", "override")
+    assert values == data["after"]

@@ -1,9 +1,11 @@
 package env
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -32,5 +34,43 @@ func TestAddEnvDir(t *testing.T) {
 	}
 	if got, want := e.List(), []string{"P=p:old", "AP=olda", "D=set", "O=o"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestGoldenEnvDirs applies tests/launch/golden/*/env with the values of case.json; the build-time
+// implementation (lifecycle/phases/_buildenv.py) is checked against the same cases by pytest.
+func TestGoldenEnvDirs(t *testing.T) {
+	cases, err := filepath.Glob(filepath.Join("..", "..", "..", "tests", "launch", "golden", "*", "case.json"))
+	if err != nil || len(cases) == 0 {
+		t.Fatalf("no golden env cases (%v)", err)
+	}
+	for _, path := range cases {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			Before map[string]string `json:"before"`
+			After  map[string]string `json:"after"`
+		}
+		if err := json.Unmarshal(raw, &c); err != nil {
+			t.Fatal(err)
+		}
+		var environ []string
+		for k, v := range c.Before {
+			environ = append(environ, k+"="+v)
+		}
+		e := NewLaunch(environ)
+		if err := e.AddEnvDir(filepath.Join(filepath.Dir(path), "env")); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, kv := range e.List() {
+			k, v, _ := strings.Cut(kv, "=")
+			got[k] = v
+		}
+		if !reflect.DeepEqual(got, c.After) {
+			t.Errorf("%s: got %q, want %q", path, got, c.After)
+		}
 	}
 }
