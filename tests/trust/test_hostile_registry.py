@@ -34,6 +34,7 @@ from tests.support.fake_registry import (
     Storage,
     TLSFiles,
     endless,
+    free_loopback_port,
     image,
     make_tls,
     trickle,
@@ -80,7 +81,12 @@ class Rig:
     def env(self, **extra: str) -> dict[str, str]:
         docker = self.tmp / "docker-empty"
         docker.mkdir(exist_ok=True)
-        return base_env(SSL_CERT_FILE=str(self.tls_files.ca), DOCKER_CONFIG=str(docker), **extra)
+        env = base_env(SSL_CERT_FILE=str(self.tls_files.ca), DOCKER_CONFIG=str(docker))
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+            env.pop(name, None)
+            env.pop(name.lower(), None)
+        env.update(extra)
+        return env
 
     def run(self, program: str, *args: str, env: dict[str, str] | None = None, limit: int = MEMORY_LIMIT,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -578,3 +584,20 @@ def test_docker_config_secrets_never_shown(rig: Rig, case: str) -> None:
     _no_secret(res, (32,))
     assert time.monotonic() - start < 60
     assert not out.exists()
+
+
+# ---- proxies ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("no_proxy", ["", "127.0.0.3"])
+def test_http_proxy_from_the_environment(rig: Rig, no_proxy: str) -> None:
+    proxy = rig.registry()  # answers absolute-form requests from its storage, as a forwarding proxy would
+    registry = f"127.0.0.3:{free_loopback_port('127.0.0.3')}"
+    env = rig.env(HTTP_PROXY=proxy.url, NO_PROXY=no_proxy)
+    out = rig.tmp / "out" / "analyzed.toml"
+    res = rig.run("analyzer", "-analyzed", str(out), "-insecure-registry", registry, "-run-image",
+                  f"{registry}/library/run", f"{registry}/app", env=env)
+    if no_proxy:
+        assert "cannot connect to the registry" in one_error(res, 32)
+        assert proxy.seen() == []
+    else:
+        assert res.returncode == 0, res.stdout
+        assert proxy.seen() and all(s.path.startswith(f"http://{registry}/v2/") for s in proxy.seen())
