@@ -14,13 +14,14 @@ If it does not hold them, loading fails with an error that names the missing blo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -28,7 +29,11 @@ from lifecycle.errors import ImageError
 from lifecycle.image import model as m
 from lifecycle.image import ref as refs
 from lifecycle.image.layout import Layout
+from lifecycle.image.store import STAGING_TAG, Announce, Saved, Staging, temporary_staging
 from lifecycle.image.untrusted import clean
+
+if TYPE_CHECKING:
+    from lifecycle.image.draft import Draft
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 CHUNK = 1 << 20
@@ -206,6 +211,34 @@ class DaemonStore:
     def where(self, reference: str) -> str:
         """The reference as given."""
         return reference
+
+    def exists(self, reference: str) -> bool:
+        """Whether the daemon has ``reference``."""
+        return self.find(reference) is not None
+
+    def where_missing(self, reference: str) -> str:
+        """``in the Docker daemon: <name looked up>``."""
+        return f"in the Docker daemon: {self.describe(reference)}"
+
+    def names_image(self, name: str, location: str, *, first_found: bool = False) -> bool | None:
+        """The daemon has no locations apart from names."""
+        return None
+
+    @contextlib.contextmanager
+    def staging(self, reference: str, parent: Path | None = None) -> Iterator[Staging]:
+        """A temporary sparse layout: run-image layers the daemon holds stay out of it."""
+        with temporary_staging(parent, ".export-") as staging:
+            yield staging
+
+    def save(self, staging: Staging, draft: Draft, names: Sequence[str], announce: Announce) -> Saved:
+        """Load the image into the daemon under each name; the result carries its image ID."""
+        written = draft.write(staging.layout)
+        staging.layout.set_tag(written.manifest, STAGING_TAG)
+        image_id = ""
+        for name in names:
+            announce(name)
+            image_id = self.load_layout_image(staging.layout.path, STAGING_TAG, name)
+        return Saved(written.manifest.digest, written.manifest.size, list(names), image_id=image_id)
 
     def load_layout_image(self, layout_dir: Path, tag_in_layout: str, reference: str) -> str:
         """Load the image tagged ``tag_in_layout`` in ``layout_dir`` into the daemon as

@@ -10,11 +10,12 @@ its public names are re-exported here for existing callers.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -33,7 +34,11 @@ from lifecycle.image.registry_client import (
     parse_challenge,
     sha256_digest,
 )
+from lifecycle.image.store import STAGING_TAG, Announce, Saved, Staging, temporary_staging
 from lifecycle.image.untrusted import clean
+
+if TYPE_CHECKING:
+    from lifecycle.image.draft import Draft
 
 __all__ = [
     "ATTEMPTS",
@@ -196,6 +201,36 @@ class RegistryStore:
     def where(self, reference: str) -> str:
         """The reference as given (upstream logs the name as given)."""
         return reference
+
+    def exists(self, reference: str) -> bool:
+        """Whether the registry has ``reference``."""
+        return self.find(reference) is not None
+
+    def where_missing(self, reference: str) -> str:
+        """``in the registry: <reference>``."""
+        return f"in the registry: {self.describe(reference)}"
+
+    def names_image(self, name: str, location: str, *, first_found: bool = False) -> bool | None:
+        """Registries have no locations apart from names."""
+        return None
+
+    @contextlib.contextmanager
+    def staging(self, reference: str, parent: Path | None = None) -> Iterator[Staging]:
+        """A temporary sparse layout: base and reused layers stay in the registry."""
+        with temporary_staging(parent, ".export-") as staging:
+            yield staging
+
+    def save(self, staging: Staging, draft: Draft, names: Sequence[str], announce: Announce) -> Saved:
+        """Push the image under each name: blobs the repository has are skipped, the draft's
+        source images' are mounted, the rest uploaded from the staging layout."""
+        written = draft.write(staging.layout)
+        staging.layout.set_tag(written.manifest, STAGING_TAG)
+        sources = [str(image.path) for image in draft.sources]
+        for name in names:
+            announce(name)
+            self.push_layout_image(staging.layout.path, STAGING_TAG, name, mount_from=sources)
+        digest = written.manifest.digest
+        return Saved(digest, written.manifest.size, list(names), registry_digest=digest)
 
     def push_layout_image(self, layout_dir: Path, tag_in_layout: str, reference: str, *,
                           mount_from: Sequence[str] = ()) -> str:
