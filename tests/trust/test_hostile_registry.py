@@ -285,7 +285,7 @@ def test_trickling_registry_hits_the_deadline(rig: Rig) -> None:
     took = time.monotonic() - start
     line = one_error(res, 32)
     assert reg.host in line and "CNB_REGISTRY_DEADLINE" in line
-    assert took < 15, took
+    assert took < 40, took  # generous for a loaded machine; unbounded would be 65 s or more
 
 
 def test_silent_registry_hits_the_idle_timeout(rig: Rig) -> None:
@@ -297,7 +297,7 @@ def test_silent_registry_hits_the_idle_timeout(rig: Rig) -> None:
     took = time.monotonic() - start
     line = one_error(res, 32)
     assert reg.host in line and ("CNB_REGISTRY_TIMEOUT" in line or "CNB_REGISTRY_DEADLINE" in line)
-    assert took < 15, took
+    assert took < 40, took  # generous for a loaded machine; the server would hang for 120 s
 
 
 @pytest.mark.parametrize("value", ["0", "-5"])
