@@ -7,11 +7,9 @@ PY := $(VENV)/bin/python
 
 # Everything the tests, the demo and the benchmark need, only what is missing (tests/tools/setup.sh):
 # the Debian packages (root), the pinned Go tools, .venv, the image-build inputs and the fresh-machine
-# check's inputs. A run with nothing to install prints one line. Then the launcher (after setup, which
-# checks that Go is there).
+# check's inputs, and the launcher (its recipe is below). A run with nothing to install prints one line.
 install:
 	@tests/tools/setup.sh
-	@$(MAKE) -s --no-print-directory $(LAUNCHER)
 
 # Only .venv (the package, editable, and its test tools): enough for `make lint`.
 venv:

@@ -17,6 +17,7 @@ extracts). A missing or corrupt layer raises :class:`CacheReadError`, which call
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -25,9 +26,6 @@ from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata
 
 if TYPE_CHECKING:
     from lifecycle.image.auth import Keychain
-    from lifecycle.image.daemon import DaemonStore
-    from lifecycle.image.registry import RegistryStore
-    from lifecycle.image.store import LayoutStore
     from lifecycle.platform.settings import Settings
 
 __all__ = ["METADATA_LABEL", "Cache", "CacheError", "CacheMetadata", "CacheReadError", "check_diff_id",
@@ -103,29 +101,14 @@ DAEMON_CACHE_IMAGE = ("-cache-image is not supported with -daemon (cache images 
 
 
 def open_cache(*, cache_dir: str | Path | None, cache_image: str | None,
-               store: LayoutStore | RegistryStore | DaemonStore | None, logger: Any) -> Cache | None:
+               image_cache: Callable[[str], Cache] | None, logger: Any) -> Cache | None:
     """Open the cache the platform asked for: the image wins over the directory (upstream); None
-    when neither is given. The cache image lives where ``store`` keeps images: a layout store gives
-    an :class:`~lifecycle.cache.image.ImageCache`, a registry store a
-    :class:`~lifecycle.cache.registry_image.RegistryImageCache`; the daemon keeps none. Raises
-    CacheError when the cache cannot be opened."""
+    when neither is given. ``image_cache`` opens a cache image by reference (see
+    :func:`from_settings`). Raises CacheError when the cache cannot be opened."""
     if cache_image:
-        from lifecycle.image.store import LayoutStore
-
-        if isinstance(store, LayoutStore):
-            from lifecycle.cache.image import ImageCache
-
-            return ImageCache(store, cache_image, logger)
-        if store is None:
+        if image_cache is None:
             raise CacheError("-cache-image needs an image store: a registry, or a layout with -oci")
-        if store.kind == "daemon":
-            raise CacheError(DAEMON_CACHE_IMAGE)
-        from lifecycle.cache.registry_image import RegistryImageCache
-        from lifecycle.image.registry import RegistryStore
-
-        if not isinstance(store, RegistryStore):  # pragma: no cover - the three stores are above
-            raise CacheError(f"cache images are not supported in {store.kind} mode")
-        return RegistryImageCache(store, cache_image, logger)
+        return image_cache(cache_image)
     if cache_dir:
         from lifecycle.cache.volume import VolumeCache
 
@@ -136,16 +119,26 @@ def open_cache(*, cache_dir: str | Path | None, cache_image: str | None,
 def from_settings(settings: Settings, logger: Any, keychain: Keychain | None = None) -> Cache | None:
     """``open_cache`` from a phase's resolved settings (``-cache-dir``, ``-cache-image``, ``-oci``,
     ``-oci-dir``, ``-daemon``, ``-insecure-registry``; registry credentials from
-    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them, or ``keychain``)."""
+    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them, or ``keychain``). As upstream's
+    ``initCache``, the mode flags pick the kind of cache image: a layout under ``-oci-dir`` with
+    ``-oci``, none with ``-daemon`` (the daemon keeps no cache images), else a registry's."""
     image = str(settings["cache-image"] or "")
-    store: LayoutStore | RegistryStore | DaemonStore | None = None
-    if image:
-        from lifecycle.image.store import open_store
+    if image and settings["daemon"]:
+        raise CacheError(DAEMON_CACHE_IMAGE)
 
-        if settings["daemon"]:
-            raise CacheError(DAEMON_CACHE_IMAGE)
-        store = open_store(oci=bool(settings["oci"]), daemon=False, oci_dir=str(settings["oci-dir"]),
-                           insecure_registries=tuple(settings["insecure-registry"] or ()),
-                           environ=settings.environ, keychain=keychain)
-    return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, store=store,
+    def image_cache(reference: str) -> Cache:
+        from lifecycle.image.store import layout_store, registry_store
+
+        if settings["oci"]:
+            from lifecycle.cache.image import ImageCache
+
+            return ImageCache(layout_store(str(settings["oci-dir"])), reference, logger)
+        from lifecycle.cache.registry_image import RegistryImageCache
+
+        store = registry_store(tuple(settings["insecure-registry"] or ()), settings.environ, keychain,
+                               registry_timeout=int(settings["registry-timeout"]),
+                               registry_deadline=int(settings["registry-deadline"]))
+        return RegistryImageCache(store, reference, logger)
+
+    return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, image_cache=image_cache,
                       logger=logger)

@@ -15,7 +15,8 @@ from lifecycle.image.store import LayoutStore, open_store
 if TYPE_CHECKING:
     from lifecycle.image.daemon import DaemonStore
     from lifecycle.image.registry import RegistryStore
-    from lifecycle.phases.exporter import ExportInputs, ExportResult
+    from lifecycle.phases.exporter import ExportInputs
+    from lifecycle.phases.save import ExportResult
 
 
 def store_for(ctx: Context) -> LayoutStore | RegistryStore | DaemonStore:
@@ -24,15 +25,8 @@ def store_for(ctx: Context) -> LayoutStore | RegistryStore | DaemonStore:
     s = ctx.settings
     return open_store(oci=bool(s["oci"]), daemon=bool(s["daemon"]), oci_dir=str(s["oci-dir"]),
                       insecure_registries=tuple(s["insecure-registry"] or ()), environ=s.environ,
-                      keychain=ctx.keychain)
-
-
-def layout_store_for(ctx: Context, what: str = "this phase") -> LayoutStore:
-    """:func:`store_for`, for code that only handles OCI layouts yet: other modes are an input error."""
-    store = store_for(ctx)
-    if not isinstance(store, LayoutStore):
-        raise InputError(f"{what} supports only OCI layouts (-oci) so far, not {store.kind} mode")
-    return store
+                      keychain=ctx.keychain, registry_timeout=int(s["registry-timeout"]),
+                      registry_deadline=int(s["registry-deadline"]))
 
 
 def run_image(ctx: Context, *, oci: bool) -> str:
@@ -133,11 +127,9 @@ def export_inputs(ctx: Context, store: LayoutStore | RegistryStore | DaemonStore
 
 def _names_differ(store: LayoutStore | RegistryStore | DaemonStore, flag: str, recorded: str) -> bool:
     """Whether ``-run-image`` names another image than analyzed.toml's ``<name>@<digest>``."""
-    from lifecycle.image.resolver import split_identifier
-
-    if isinstance(store, LayoutStore):
-        found = store.resolver.locate(flag)
-        return found is None or str(found.path) != split_identifier(recorded)[0]
+    same = store.names_image(flag, recorded, first_found=True)
+    if same is not None:
+        return not same
     try:
         return refs.parse(flag).name != refs.parse(recorded).name
     except refs.ReferenceError:
