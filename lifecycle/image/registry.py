@@ -28,6 +28,7 @@ from lifecycle.image.layout import Layout, host_platform
 from lifecycle.image.registry_client import (
     ATTEMPTS,
     Limits,
+    Proxies,
     RegistryClient,
     RegistryError,
     insecure_set,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTEMPTS",
     "Limits",
+    "Proxies",
     "RegistryClient",
     "RegistryError",
     "RegistryImage",
@@ -117,10 +119,12 @@ class RegistryStore:
     kind = "registry"
 
     def __init__(self, *, insecure_registries: Sequence[str] = (), keychain: Keychain | None = None,
-                 transport: httpx.BaseTransport | None = None, limits: Limits | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, limits: Limits | None = None,
+                 proxies: Proxies | None = None) -> None:
         self.insecure = insecure_set(insecure_registries)
         self.keychain = keychain or Keychain()
         self.limits = limits or Limits()
+        self.proxies = proxies or Proxies()
         self._transport = transport
         self._clients: dict[str, RegistryClient] = {}
 
@@ -130,7 +134,7 @@ class RegistryStore:
         if key not in self._clients:
             self._clients[key] = RegistryClient(registry, insecure=key in self.insecure,
                                                 keychain=self.keychain, transport=self._transport,
-                                                limits=self.limits)
+                                                limits=self.limits, proxies=self.proxies)
         return self._clients[key]
 
     def close(self) -> None:
@@ -178,7 +182,7 @@ class RegistryStore:
         if media and media not in m.MANIFEST_TYPES:
             raise ImageError(f"{reference}: unsupported manifest media type {clean(media, 200)}")
         manifest: m.Manifest = _parse_model(m.Manifest, data, f"manifest {ref.name}@{digest}")
-        config_bytes = client.get_blob(ref.repository, manifest.config.digest)
+        config_bytes = client.get_blob(ref.repository, manifest.config.digest, size=manifest.config.size)
         config: m.ImageConfig = _parse_model(m.ImageConfig, config_bytes, f"config {manifest.config.digest}")
         if len(config.rootfs.diff_ids) != len(manifest.layers):
             raise ImageError(f"manifest {digest} lists {len(manifest.layers)} layers but its config has "
