@@ -5,8 +5,6 @@ Usage: analyzer [flags] <image>
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from lifecycle.cli._command import Context
 from lifecycle.errors import ExitCode, LifecycleError
 from lifecycle.priv import Privileges
@@ -21,20 +19,13 @@ PRIVILEGES = Privileges(chown=("layers", "launch-cache"), keychain=True)
 
 def run(ctx: Context) -> None:
     """Resolve inputs, analyze, write analyzed.toml."""
-    from lifecycle.cli._inputs import check_refs, check_same_registry, run_image, store_for
     from lifecycle.files import analyzed as analyzed_file
-    from lifecycle.phases.analyzer import AnalyzeInputs, analyze
+    from lifecycle.phases.analyzer import analyze
+    from lifecycle.platform.resolve import analyze_inputs, image_store
 
     s = ctx.settings
-    output = ctx.args[0]
-    tags = tuple(s["tag"])
-    store = store_for(ctx)
-    check_refs(output, *tags, str(s["previous-image"]))
-    check_same_registry(output, tags, oci=bool(s["oci"]))
-    inputs = AnalyzeInputs(output_image=output, run_image=run_image(ctx, oci=bool(s["oci"])),
-                           previous_image=str(s["previous-image"] or output),
-                           skip_layers=bool(s["skip-layers"]), layers=Path(s["layers"]))
-    check_refs(inputs.run_image)
+    store = image_store(s, ctx.keychain)
+    inputs = analyze_inputs(s, ctx.args[0])
     result = analyze(inputs, store, ctx.logger)
     try:
         analyzed_file.write(s["analyzed"], result)
