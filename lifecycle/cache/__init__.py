@@ -3,10 +3,10 @@
 Two kinds share one interface (:class:`Cache`):
 
 - :class:`~lifecycle.cache.volume.VolumeCache` (``-cache-dir``): upstream's directory format;
-- :class:`~lifecycle.cache.image.ImageCache` (``-cache-image`` with ``-oci``): a cache image in
-  an OCI layout under the layout root;
-- :class:`~lifecycle.cache.registry_image.RegistryImageCache` (``-cache-image`` in registry mode,
-  neither ``-oci`` nor ``-daemon``): a cache image in a registry, as upstream keeps it.
+- :class:`~lifecycle.cache.registry_image.RegistryImageCache` (``-cache-image <ref>``, also with
+  ``-oci``, as upstream and pack expect; not with ``-daemon``): a cache image in a registry;
+- :class:`~lifecycle.cache.image.ImageCache` (``-cache-image oci:<ref>`` with ``-oci``): a cache
+  image in an OCI layout under the layout root (decision D14's explicit form).
 
 Layers are identified by diffID (``sha256:<hex>`` of the uncompressed tar). Reading a layer
 hands out the uncompressed tar stream; the reader verifies it (the restorer hashes while it
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from lifecycle.image.store import LayoutStore
     from lifecycle.platform.settings import Settings
 
-__all__ = ["METADATA_LABEL", "Cache", "CacheError", "CacheMetadata", "CacheReadError", "check_diff_id",
-           "from_settings", "open_cache"]
+__all__ = ["LAYOUT_CACHE_PREFIX", "METADATA_LABEL", "Cache", "CacheError", "CacheMetadata", "CacheReadError",
+           "cache_image_in_layout", "check_cache_image", "check_diff_id", "from_settings", "open_cache"]
 
 _DIFF_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -97,6 +97,7 @@ class Cache(Protocol):
         ...
 
 
+LAYOUT_CACHE_PREFIX = "oci:"
 DAEMON_CACHE_IMAGE = ("-cache-image is not supported with -daemon (cache images live in a registry, or "
                       "in a layout with -oci); use -cache-dir")
 
@@ -132,10 +133,34 @@ def open_cache(*, cache_dir: str | Path | None, cache_image: str | None,
     return None
 
 
+def cache_image_in_layout(value: str) -> str | None:
+    """The reference of ``-cache-image oci:<ref>`` (a cache image kept in a layout), else None."""
+    return value[len(LAYOUT_CACHE_PREFIX):] if value.startswith(LAYOUT_CACHE_PREFIX) else None
+
+
+def check_cache_image(settings: Settings) -> None:
+    """Input errors of ``-cache-image`` (exit 3): the layout form needs ``-oci`` and a reference."""
+    from lifecycle.errors import InputError
+
+    value = str(settings["cache-image"] or "")
+    layout_ref = cache_image_in_layout(value)
+    if layout_ref is None:
+        return
+    if not settings["oci"]:
+        raise InputError(f"-cache-image {value}: the {LAYOUT_CACHE_PREFIX}<ref> form keeps the cache in an OCI "
+                         "layout and needs -oci")
+    if not layout_ref:
+        raise InputError(f"-cache-image {value}: a reference is required after '{LAYOUT_CACHE_PREFIX}'")
+
+
 def from_settings(settings: Settings, logger: Any) -> Cache | None:
     """``open_cache`` from a phase's resolved settings (``-cache-dir``, ``-cache-image``, ``-oci``,
     ``-oci-dir``, ``-daemon``, ``-insecure-registry``; registry credentials from
-    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them)."""
+    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them).
+
+    Decision D14: ``-cache-image <ref>`` names a registry image in every mode (with ``-oci`` too,
+    as upstream and pack's ``oci:`` builds expect); ``-cache-image oci:<ref>`` keeps the cache image
+    in a layout under ``-oci-dir``."""
     image = str(settings["cache-image"] or "")
     store: LayoutStore | RegistryStore | DaemonStore | None = None
     if image:
@@ -143,8 +168,12 @@ def from_settings(settings: Settings, logger: Any) -> Cache | None:
 
         if settings["daemon"]:
             raise CacheError(DAEMON_CACHE_IMAGE)
-        store = open_store(oci=bool(settings["oci"]), daemon=False, oci_dir=str(settings["oci-dir"]),
+        layout_ref = cache_image_in_layout(image)
+        if layout_ref is not None and not settings["oci"]:
+            raise CacheError(f"-cache-image {image}: the {LAYOUT_CACHE_PREFIX}<ref> form needs -oci")
+        store = open_store(oci=layout_ref is not None, daemon=False, oci_dir=str(settings["oci-dir"]),
                            insecure_registries=tuple(settings["insecure-registry"] or ()),
                            environ=settings.environ)
+        image = layout_ref if layout_ref is not None else image
     return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, store=store,
                       logger=logger)

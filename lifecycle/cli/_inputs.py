@@ -26,6 +26,18 @@ def store_for(ctx: Context) -> LayoutStore | RegistryStore | DaemonStore:
                       insecure_registries=tuple(s["insecure-registry"] or ()), environ=s.environ)
 
 
+def registry_store_for(ctx: Context) -> RegistryStore:
+    """A registry store with the phase's ``-insecure-registry`` list and credentials, whatever the mode
+    (a registry cache image next to layouts or the daemon)."""
+    from lifecycle.image.registry import RegistryStore
+
+    store = open_store(oci=False, daemon=False, oci_dir=str(ctx.settings["oci-dir"]),
+                       insecure_registries=tuple(ctx.settings["insecure-registry"] or ()),
+                       environ=ctx.settings.environ)
+    assert isinstance(store, RegistryStore)
+    return store
+
+
 def layout_store_for(ctx: Context, what: str = "this phase") -> LayoutStore:
     """:func:`store_for`, for code that only handles OCI layouts yet: other modes are an input error."""
     store = store_for(ctx)
@@ -34,14 +46,17 @@ def layout_store_for(ctx: Context, what: str = "this phase") -> LayoutStore:
     return store
 
 
-def run_image(ctx: Context, *, oci: bool) -> str:
-    """``-run-image``, else ``CNB_RUN_IMAGE``, else the first image of run.toml (D6)."""
+def run_image(ctx: Context, store: LayoutStore | RegistryStore | DaemonStore, output: str, *, oci: bool) -> str:
+    """``-run-image``, else ``CNB_RUN_IMAGE``, else the best accessible image of run.toml's first
+    ``[[images]]`` entry and its ``mirrors`` (upstream's rule; none accessible: exit 3)."""
+    from lifecycle.image.access import select_run_image
+
     value = str(ctx.settings["run-image"] or "")
     if value:
         return value
-    value = run_toml.first_image(ctx.settings["run"])
-    if value:
-        return value
+    images = run_toml.read_images(ctx.settings["run"])
+    if images:
+        return select_run_image(images[0], output, store)
     if oci:
         raise InputError("-run-image is required when OCI feature is enabled")
     raise InputError("-run-image is required when there is no run metadata available")
