@@ -29,9 +29,9 @@ from tests.support.services import Registry
 ROOT = Path("/tmp/lifecycle-digest-pin")
 LOCK = Path("/tmp/lifecycle-digest-pin.lock")
 
-APP_DIGEST = "sha256:4f5c6440d04b1757ba978b24918b43453d2120a8d37a1564bc7ecdcc8c15da23"
+APP_DIGEST = "sha256:95cffdbfa0d31222480b1474bfa37b791c82b12ac47bc12638266d880af8a811"
 CACHE_DIGEST = "sha256:017b0b4e595d96b55d041d813db2c9e79265ec5b25052b1146841991fb04fd97"
-REBASED_DIGEST = "sha256:d3402ea9b376775add9fca800f80e4dfd2113fb68019e7e16e39eeb8e0942f9f"
+REBASED_DIGEST = "sha256:ba601e8b8d96c65cf10165064b509ab2a49db9d3608b91a0253987429c367e39"
 REGISTRY_CACHE_DIGEST = "sha256:3a27f51d8204276b38e5d0416094ca274de1fee8de4159eec4e17463d7d48fa1"
 APP_LAYERS = [  # busybox, acme/one:both, acme/one:run, acme/two:a-first, acme/two:z-last, launch SBOM,
     # app slice, app, launcher, config, process types
@@ -40,7 +40,7 @@ APP_LAYERS = [  # busybox, acme/one:both, acme/one:run, acme/two:a-first, acme/t
     "sha256:fe31932dfa8e3c958d6ae3bb87ce98cd44bf40764b29988714d3e70747bac390",
     "sha256:be71079bee5a412266a0475fa0dbd4ecb492012d580876e175a10bf9ecf0a9e4",
     "sha256:6bb66a6be931d80fbc9b2ca9ad393da81f2bd89382e27a002d9c0cd93db3de49",
-    "sha256:46e916e0fe4f09d360ab546c7f872eb9bc657cc1b270646f9c991ac27df3edf6",
+    "sha256:260fe1a690689b4626e1b4c6c2ee873ae3743934b2d7314725c2fa5057b2525b",
     "sha256:8649824733beaf3f1c809b26512faff6988f22e77c861733c4243e6aaca9b484",
     "sha256:828661bfb8be48c2908c59c4960e082bd6fc83bb0fcaafc7bb50ca9bd0f3d5ec",
     "sha256:3dc5cb1ed23f42489c38f842d93b884ecb2049b9ddb638e7f6a214e5ad9b9dac",
@@ -127,7 +127,8 @@ def test_app_cache_and_rebased_digests_are_pinned(run: Run, root: Path) -> None:
     common = ["-oci", "-oci-dir", str(oci), "-layers", str(layers)]
     res = run("analyzer", *common, "-run-image", "busybox", "my-app", env=env)
     assert res.returncode == 0, res.stdout
-    export = [*common, "-app", str(root / "app"), "-launcher", str(root / "launcher"), "-cache-image", "my-cache",
+    export = [*common, "-app", str(root / "app"), "-launcher", str(root / "launcher"),
+              "-cache-image", "oci:my-cache",  # D14: the explicit form keeps the cache image in the layout
               "-project-metadata", str(root / "project-metadata.toml"), "my-app", "my-app:v2"]
     res = run("exporter", *export, env=env)
     assert res.returncode == 0, res.stdout
@@ -142,7 +143,7 @@ def test_app_cache_and_rebased_digests_are_pinned(run: Run, root: Path) -> None:
         "Adding layer 'acme/one:run' (346 B, T)",
         "Adding layer 'acme/two:a-first' (253 B, T)",
         "Adding layer 'acme/two:z-last' (254 B, T)",
-        "Adding layer 'buildpacksio/lifecycle:launch.sbom' (300 B, T)",
+        "Adding layer 'buildpacksio/lifecycle:launch.sbom' (993 B, T)",
         "Added 2/2 app layer(s)",
         "Adding layer 'buildpacksio/lifecycle:launcher' (174 B, T)",
         "Adding layer 'buildpacksio/lifecycle:config' (743 B, T)",
