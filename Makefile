@@ -1,43 +1,43 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Each installs what it needs.
+# Two commands on a fresh machine: `make demo` and `make test`. Each first runs `make install`.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 
-.PHONY: install tools test lint type demo bench image image-inputs clean
+.PHONY: install venv tools test lint type demo bench image image-inputs clean
 
-install: $(STAMP)
+# Everything the tests, the demo and the benchmark need, only what is missing (tests/tools/setup.sh):
+# the Debian packages (root), the pinned Go tools, .venv, the image-build inputs and the fresh-machine
+# check's inputs. A run with nothing to install prints one line.
+install:
+	@tests/tools/setup.sh
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	touch $(STAMP)
+# Only .venv (the package, editable, and its test tools): enough for `make lint`.
+venv:
+	@tests/tools/setup.sh venv
 
 # The pinned Go tools (upstream lifecycle, pack, oras, notation, crane): tests/tools/go-tools.txt.
 tools:
 	tests/tools/install.sh
 
-test: install tools image-inputs
+test: install
 	$(VENV)/bin/pytest -n 2 -q
 
-lint: install
+lint: venv
 	$(VENV)/bin/ruff check lifecycle tests bench samples
 	$(VENV)/bin/mypy
 
 demo: install
 	$(PY) samples/demo.py
 
-bench: install tools
+bench: install
 	$(PY) bench/export.py
 
-# What the lifecycle image is built from, fetched here (install-step work, the only network use):
-# dependency wheels into dist/wheels (pip's index) and the debootstrap'd base rootfs tarball
-# (Debian mirror; needs root and debootstrap; cached in $${LIFECYCLE_BASE_CACHE:-/var/cache/lifecycle-base}).
-# tests/image_build builds the image offline from these; it fails when they are missing.
-image-inputs: install
-	tests/image_build/make_wheels.sh $(PY) dist/wheels
-	tests/image_build/make_base.sh --tarball-only
+# What the lifecycle image is built from (part of `make install`): dependency wheels into dist/wheels
+# (pip's index) and the debootstrap'd base rootfs tarball (Debian mirror; needs root and debootstrap;
+# cached in $${LIFECYCLE_BASE_CACHE:-/var/cache/lifecycle-base}). tests/image_build builds the image
+# offline from these; it fails when they are missing.
+image-inputs:
+	@tests/tools/setup.sh image-inputs
 
 # cnb-lifecycle:dev in the default daemon, offline from image-inputs: the package wheel is rebuilt
 # from the work tree, the base is lifecycle-base:bookworm imported from the cached tarball.

@@ -97,7 +97,7 @@ def umoci_repack(work: Path, app: Path) -> tuple[float, float]:
     """Time `umoci repack` of the same tree (bundle prepared beforehand, not timed)."""
     umoci = shutil.which("umoci")
     if umoci is None:
-        raise SystemExit("umoci is not installed (run .ci/run or apt-get install umoci)")
+        raise SystemExit("umoci is not installed (run `make install`, which installs it)")
     layout, bundle = work / "umoci-layout", work / "umoci-bundle"
     subprocess.run([umoci, "init", "--layout", str(layout)], check=True)
     subprocess.run([umoci, "new", "--image", f"{layout}:t"], check=True)

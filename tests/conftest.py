@@ -60,5 +60,5 @@ def require_tool(name: str) -> str:
     """Path of a real tool the test needs; CI installs them, so a missing one fails, not skips."""
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not installed (run .ci/run, which installs it)")
+        pytest.fail(f"{name} is not installed (run `make install`, which installs it)")
     return path

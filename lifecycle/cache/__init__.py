@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata
 
 if TYPE_CHECKING:
+    from lifecycle.image.auth import Keychain
     from lifecycle.image.daemon import DaemonStore
     from lifecycle.image.registry import RegistryStore
     from lifecycle.image.store import LayoutStore
@@ -153,10 +154,10 @@ def check_cache_image(settings: Settings) -> None:
         raise InputError(f"-cache-image {value}: a reference is required after '{LAYOUT_CACHE_PREFIX}'")
 
 
-def from_settings(settings: Settings, logger: Any) -> Cache | None:
+def from_settings(settings: Settings, logger: Any, keychain: Keychain | None = None) -> Cache | None:
     """``open_cache`` from a phase's resolved settings (``-cache-dir``, ``-cache-image``, ``-oci``,
     ``-oci-dir``, ``-daemon``, ``-insecure-registry``; registry credentials from
-    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them).
+    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them, or ``keychain``).
 
     Decision D14: ``-cache-image <ref>`` names a registry image in every mode (with ``-oci`` too,
     as upstream and pack's ``oci:`` builds expect); ``-cache-image oci:<ref>`` keeps the cache image
@@ -173,7 +174,7 @@ def from_settings(settings: Settings, logger: Any) -> Cache | None:
             raise CacheError(f"-cache-image {image}: the {LAYOUT_CACHE_PREFIX}<ref> form needs -oci")
         store = open_store(oci=layout_ref is not None, daemon=False, oci_dir=str(settings["oci-dir"]),
                            insecure_registries=tuple(settings["insecure-registry"] or ()),
-                           environ=settings.environ)
+                           environ=settings.environ, keychain=keychain)
         image = layout_ref if layout_ref is not None else image
     return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, store=store,
                       logger=logger)

@@ -2,12 +2,15 @@
 
 Each ``lifecycle.cli.<program>`` module declares ``FLAGS`` (names from
 :data:`lifecycle.platform.flags.FLAGS`), ``ARGS`` (min, max positional count; max None = any) and
-``run(ctx)``. This module owns the common template: parse, configure logs, check the Platform API,
-run, and turn :class:`~lifecycle.errors.LifecycleError` into ``ERROR: ...`` plus its exit code.
+``run(ctx)``, and may declare ``PRIVILEGES`` (a :class:`~lifecycle.priv.Privileges`; default: no
+root setup). This module owns the common template: parse, configure logs, check the Platform API,
+prepare as root and drop to the CNB user (``spec/trust-model.md``), run, and turn
+:class:`~lifecycle.errors.LifecycleError` into ``ERROR: ...`` plus its exit code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
@@ -16,16 +19,20 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lifecycle import __version__, log
 from lifecycle.api import ApiVersion, platform_api
 from lifecycle.cli._argv import normalize
-from lifecycle.errors import ExitCode, LifecycleError
+from lifecycle.errors import ExitCode, InputError, LifecycleError
 from lifecycle.platform.flags import COMMON, FLAGS, Flag
 from lifecycle.platform.settings import Settings
+from lifecycle.priv import PrivilegeError, Privileges, build_user, drop_to, ensure_owner, is_root
+
+if TYPE_CHECKING:
+    from lifecycle.image.auth import Keychain
 
 _PY_TYPES: dict[str, Any] = {"str": str, "path": str, "int": int, "bool": bool, "list": list[str]}
 
@@ -39,6 +46,7 @@ class Context:
     args: tuple[str, ...]
     api: ApiVersion
     logger: Any
+    keychain: Keychain | None = None  # registry credentials, read as root before the drop
 
 
 def _option(flag: Flag) -> inspect.Parameter:
@@ -118,7 +126,8 @@ def _execute(program: str, module: ModuleType, flags: list[Flag], kwargs: dict[s
                                "Did you mean to put this before the first positional argument?")
         low, high = module.ARGS
         _check_arity(program, positionals, low, high)
-        module.run(Context(program, settings, positionals, api, logger))
+        settings, keychain = _prepare(getattr(module, "PRIVILEGES", Privileges()), settings, logger)
+        module.run(Context(program, settings, positionals, api, logger, keychain))
     except LifecycleError as exc:
         logger.error(exc.message)
         return exc.code
@@ -131,6 +140,63 @@ def _execute(program: str, module: ModuleType, flags: list[Flag], kwargs: dict[s
         logger.error(f"unexpected failure: {type(exc).__name__}: {exc}")
         return ExitCode.FAILED
     return ExitCode.OK
+
+
+def _prepare(policy: Privileges, settings: Settings, logger: Any) -> tuple[Settings, Keychain | None]:
+    """The root-only setup ``policy`` allows, then the drop to the CNB user for good.
+
+    Runs before the phase touches any tree a buildpack can write. As root with a non-zero
+    ``-uid``/``CNB_USER_ID``: hand the policy's directories to that user, read the registry keychain,
+    drop. Settings come back with that user's ``HOME``/``USER`` for the processes the phase starts.
+    As root with uid 0, or when not root, nothing changes hands and nothing is dropped.
+    """
+    keychain = None
+    # Registry images: the default mode, and a registry cache image in any mode (decision D14).
+    cache_image = str(settings["cache-image"] or "")
+    registry_cache = bool(cache_image) and not cache_image.startswith("oci:")
+    if policy.keychain and ((not settings["oci"] and not settings["daemon"]) or registry_cache):
+        from lifecycle.image.auth import Keychain
+
+        keychain = Keychain.from_environ(settings.environ)
+    uid, gid = int(settings["uid"]), int(settings["gid"])
+    if not is_root() or uid == 0:
+        return settings, keychain
+    user = build_user(uid, gid)
+    logger.debug(f"Ensuring privileges: running as {uid}:{gid}")
+    for name in policy.chown:
+        path = str(settings[name] or "")
+        try:
+            ensure_owner(user, path)
+        except OSError as exc:
+            raise InputError(f"failed to chown {path} to {uid}:{gid}: {exc.strerror or exc}") from None
+    _preload()
+    try:
+        drop_to(user)
+    except PrivilegeError as exc:
+        raise InputError(str(exc)) from None
+    return Settings(settings.given, user.environ(settings.environ), settings.cwd), keychain
+
+
+# Modules imported inside functions (here or in libraries): loaded before the drop, with the rest.
+_LAZY_MODULES = ("bz2", "concurrent.futures.thread", "docker", "docker.errors", "encodings.idna", "lzma",
+                 "tarfile", "tempfile", "unicodedata")
+
+
+def _preload() -> None:
+    """Import every module the phase may need, while we still can.
+
+    After the drop the interpreter's own files may be out of the CNB user's reach (a Python under a
+    root-only home, as on build hosts with pyenv), so anything imported lazily later would fail.
+    """
+    import pkgutil
+
+    import lifecycle
+
+    for info in pkgutil.walk_packages(lifecycle.__path__, "lifecycle."):
+        importlib.import_module(info.name)
+    for name in _LAZY_MODULES:
+        with contextlib.suppress(ImportError):  # optional; the code that needs it says so when used
+            importlib.import_module(name)
 
 
 def _check_arity(program: str, args: tuple[str, ...], low: int, high: int | None) -> None:

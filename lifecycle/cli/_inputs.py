@@ -23,7 +23,8 @@ def store_for(ctx: Context) -> LayoutStore | RegistryStore | DaemonStore:
     registries (``-insecure-registry`` ones over plain HTTP; ``CNB_REGISTRY_AUTH``, Docker config)."""
     s = ctx.settings
     return open_store(oci=bool(s["oci"]), daemon=bool(s["daemon"]), oci_dir=str(s["oci-dir"]),
-                      insecure_registries=tuple(s["insecure-registry"] or ()), environ=s.environ)
+                      insecure_registries=tuple(s["insecure-registry"] or ()), environ=s.environ,
+                      keychain=ctx.keychain)
 
 
 def registry_store_for(ctx: Context) -> RegistryStore:
@@ -33,7 +34,7 @@ def registry_store_for(ctx: Context) -> RegistryStore:
 
     store = open_store(oci=False, daemon=False, oci_dir=str(ctx.settings["oci-dir"]),
                        insecure_registries=tuple(ctx.settings["insecure-registry"] or ()),
-                       environ=ctx.settings.environ)
+                       environ=ctx.settings.environ, keychain=ctx.keychain)
     assert isinstance(store, RegistryStore)
     return store
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from lifecycle.cli._command import Context
 from lifecycle.errors import ExitCode, LifecycleError
+from lifecycle.priv import Privileges
 
 if TYPE_CHECKING:
     from lifecycle.image.access import Store
@@ -19,6 +20,8 @@ FLAGS = ("analyzed", "cache-image", "daemon", "gid", "layers", "launch-cache", "
          "previous-image", "run", "run-image", "skip-layers", "tag", "uid", "insecure-registry")
 ARGS = (1, 1)
 USAGE_ARGS = "<image>"
+# What root does before the drop to the CNB user (spec/trust-model.md).
+PRIVILEGES = Privileges(chown=("layers", "launch-cache"), keychain=True)
 
 
 def run(ctx: Context) -> None:

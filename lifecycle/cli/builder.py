@@ -8,10 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from lifecycle.cli._command import Context
+from lifecycle.priv import Privileges
 
 FLAGS = ("analyzed", "app", "build-config", "buildpacks", "gid", "group", "layers", "plan", "platform", "uid")
 ARGS: tuple[int, int | None] = (0, 0)
 USAGE_ARGS = "[args]..."
+# What root does before the drop to the CNB user (spec/trust-model.md).
+PRIVILEGES = Privileges(chown=("layers",))
 
 
 def run(ctx: Context) -> None:
@@ -21,7 +24,6 @@ def run(ctx: Context) -> None:
     from lifecycle.files import metadata as metadata_file
     from lifecycle.files import plan as plan_file
     from lifecycle.phases.builder import BuildInputs, build
-    from lifecycle.priv import run_as_for
 
     s = ctx.settings
     layers = Path(s["layers"])
@@ -34,6 +36,6 @@ def run(ctx: Context) -> None:
                          buildpacks_dir=Path(s["buildpacks"]), group=group_file.read(Path(s["group"])),
                          plan=plan_file.read(Path(s["plan"])), platform_api=ctx.api, analyzed=analyzed,
                          build_config_dir=build_config, exec_env=str(s["exec-env"] or ""),
-                         environ=s.environ, run_as=run_as_for(int(s["uid"]), int(s["gid"])))
+                         environ=s.environ)
     metadata = build(inputs, ctx.logger)
     metadata_file.write(layers / "config" / "metadata.toml", metadata)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lifecycle.cli._command import Context
+from lifecycle.priv import Privileges
 
 FLAGS = ("app", "buildpacks", "build-config", "cache-dir", "cache-image", "daemon", "gid", "launch-cache",
          "launcher", "layers", "oci", "oci-dir", "order", "parallel", "platform", "previous-image",
@@ -15,6 +16,8 @@ FLAGS = ("app", "buildpacks", "build-config", "cache-dir", "cache-image", "daemo
          "insecure-registry")
 ARGS = (1, 1)
 USAGE_ARGS = "<image>"
+# What root does before the drop to the CNB user (spec/trust-model.md).
+PRIVILEGES = Privileges(chown=("layers", "cache-dir", "launch-cache"), keychain=True)
 
 
 def run(ctx: Context) -> None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from lifecycle.cli._command import Context
+from lifecycle.priv import Privileges
 
 FLAGS = ("analyzed", "app", "build-config", "buildpacks", "gid", "group", "layers", "order", "plan",
          "platform", "run", "system", "uid")
 ARGS: tuple[int, int | None] = (0, 0)
 USAGE_ARGS = "[args]..."
+# What root does before the drop to the CNB user (spec/trust-model.md).
+PRIVILEGES = Privileges(chown=("layers",))
 
 
 def run(ctx: Context) -> None:
@@ -20,7 +23,6 @@ def run(ctx: Context) -> None:
     from lifecycle.files import group as group_file
     from lifecycle.files import plan as plan_file
     from lifecycle.phases.detector import DetectInputs, detect
-    from lifecycle.priv import run_as_for
 
     s = ctx.settings
     build_config = Path(s["build-config"]) if s["build-config"] else None
@@ -28,8 +30,7 @@ def run(ctx: Context) -> None:
                           order_path=Path(s["order"]), system_path=Path(s["system"]),
                           platform_dir=Path(s["platform"]), analyzed_path=Path(s["analyzed"]),
                           platform_api=ctx.api, build_config_dir=build_config,
-                          exec_env=str(s["exec-env"] or ""), environ=s.environ,
-                          run_as=run_as_for(int(s["uid"]), int(s["gid"])))
+                          exec_env=str(s["exec-env"] or ""), environ=s.environ)
     result = detect(inputs, ctx.logger)
     group_file.write(Path(s["group"]), result.group)
     plan_file.write(Path(s["plan"]), result.plan)

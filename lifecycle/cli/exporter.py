@@ -7,12 +7,15 @@ Usage: exporter [flags] <image> [<tag>...]
 from __future__ import annotations
 
 from lifecycle.cli._command import Context
+from lifecycle.priv import Privileges
 
 FLAGS = ("analyzed", "app", "cache-dir", "cache-image", "daemon", "gid", "group", "launch-cache", "launcher",
          "layers", "oci", "oci-dir", "parallel", "process-type", "project-metadata", "report", "run",
          "run-image", "uid", "insecure-registry")
 ARGS = (1, None)
 USAGE_ARGS = "<image> [<tag>...]"
+# What root does before the drop to the CNB user (spec/trust-model.md).
+PRIVILEGES = Privileges(chown=("cache-dir", "launch-cache"), keychain=True)
 
 
 def run(ctx: Context) -> None:
@@ -38,7 +41,7 @@ def run(ctx: Context) -> None:
         raise LifecycleError(f"failed to export: failed to copy buildpacksio SBOMs: {exc.strerror or exc}: "
                              f"{exc.filename or ''}", ExitCode.EXPORT) from None
     try:
-        cache = from_settings(s, ctx.logger)
+        cache = from_settings(s, ctx.logger, ctx.keychain)
     except CacheError as exc:
         ctx.logger.warning(f"Failed to export cache: {exc}")
         cache = None

@@ -7,11 +7,14 @@ Usage: rebaser [flags] <image> [<tag>...]
 from __future__ import annotations
 
 from lifecycle.cli._command import Context
+from lifecycle.priv import Privileges
 
 FLAGS = ("daemon", "force", "gid", "insecure-registry", "oci", "oci-dir", "previous-image", "report", "run-image",
          "uid")
 ARGS = (1, None)
 USAGE_ARGS = "<image> [<tag>...]"
+# What root does before the drop to the CNB user (spec/trust-model.md).
+PRIVILEGES = Privileges(keychain=True)
 
 
 def run(ctx: Context) -> None:

@@ -7,11 +7,14 @@ Usage: restorer [flags]
 from __future__ import annotations
 
 from lifecycle.cli._command import Context
+from lifecycle.priv import Privileges
 
 FLAGS = ("analyzed", "cache-dir", "cache-image", "daemon", "gid", "group", "insecure-registry", "layers",
          "oci", "oci-dir", "run", "skip-layers", "uid")
 ARGS = (0, 0)
 USAGE_ARGS = "[args]..."
+# What root does before the drop to the CNB user (spec/trust-model.md).
+PRIVILEGES = Privileges(chown=("layers", "cache-dir"), keychain=True)
 
 
 def run(ctx: Context) -> None:
@@ -41,7 +44,7 @@ def run(ctx: Context) -> None:
     if not s["cache-dir"] and not s["cache-image"]:
         ctx.logger.warning("No cached data will be used, no cache specified.")
     try:
-        cache = cache_mod.from_settings(s, ctx.logger)
+        cache = cache_mod.from_settings(s, ctx.logger, ctx.keychain)
     except cache_mod.CacheError as exc:
         raise LifecycleError(str(exc), ExitCode.RESTORE) from None
     inputs = RestoreInputs(layers_dir=Path(s["layers"]), group=tuple(group.group), layers_metadata=metadata,

@@ -21,6 +21,7 @@ from lifecycle.image.layout import Image, Layout
 from lifecycle.image.resolver import Location, Resolver
 
 if TYPE_CHECKING:
+    from lifecycle.image.auth import Keychain
     from lifecycle.image.daemon import DaemonStore
     from lifecycle.image.registry import RegistryStore
 
@@ -120,12 +121,14 @@ class LayoutStore:
 
 
 def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Sequence[str] = (),
-               environ: Mapping[str, str] | None = None) -> LayoutStore | RegistryStore | DaemonStore:
+               environ: Mapping[str, str] | None = None,
+               keychain: Keychain | None = None) -> LayoutStore | RegistryStore | DaemonStore:
     """Pick exactly one store, as upstream's ``image.NewHandler`` does (decisions D1, D6).
 
     ``-oci``: layouts under ``oci_dir``; ``-daemon``: the Docker daemon at ``DOCKER_HOST``;
     neither: registries (HTTPS, except ``insecure_registries`` over HTTP; credentials from
-    ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``). Both: exit 3.
+    ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``, unless ``keychain`` is given:
+    the CLI reads it as root before dropping privileges). Both: exit 3.
     """
     env = dict(environ if environ is not None else {})
     if oci and daemon:
@@ -135,10 +138,11 @@ def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Se
 
         return DaemonStore(env.get("DOCKER_HOST", ""))
     if not oci:
-        from lifecycle.image.auth import Keychain
+        from lifecycle.image import auth
         from lifecycle.image.registry import RegistryStore
 
-        return RegistryStore(insecure_registries=insecure_registries, keychain=Keychain.from_environ(env))
+        return RegistryStore(insecure_registries=insecure_registries,
+                             keychain=keychain or auth.Keychain.from_environ(env))
     if not oci_dir:
         raise InputError("defining a layout directory is required when OCI feature is enabled. Use "
                          "-oci-dir flag or CNB_OCI_PATH environment variable")

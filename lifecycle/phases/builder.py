@@ -33,7 +33,6 @@ from lifecycle.files.plan import BuildpackPlan, Plan
 from lifecycle.phases._buildenv import BuildEnv
 from lifecycle.phases._targets import run_target
 from lifecycle.phases.detector import verify_buildpack_api
-from lifecycle.priv import RunAs, chown_tree
 
 # Files in <layers>/<bp>/ that are not layer metadata.
 NOT_LAYERS = ("launch.toml", "build.toml", "store.toml")
@@ -57,7 +56,6 @@ class BuildInputs:
     build_config_dir: Path | None = None
     exec_env: str = "production"
     environ: Mapping[str, str] = field(default_factory=dict)
-    run_as: RunAs | None = None
 
 
 def _fail(message: str) -> LifecycleError:
@@ -113,7 +111,7 @@ class _Builder:
     def __init__(self, inputs: BuildInputs, logger: Any) -> None:
         self.inputs = inputs
         self.logger = logger
-        self.env = BuildEnv(inputs.environ if inputs.run_as is None else inputs.run_as.apply_env(inputs.environ))
+        self.env = BuildEnv(inputs.environ)
         self.target_env = run_target(inputs.analyzed)[0].env()
 
     def build_one(self, entry: GroupEntry, descriptor: BuildpackToml, plan: BuildpackPlan) -> _Outputs:
@@ -121,14 +119,11 @@ class _Builder:
         api = ApiVersion.parse(descriptor.api)
         bp_layers = inputs.layers_dir / escape_id(entry.id)
         bp_layers.mkdir(parents=True, exist_ok=True)
-        chown_tree(inputs.layers_dir, inputs.run_as, recursive=False)
-        chown_tree(bp_layers, inputs.run_as)
         plan_dir = Path(tempfile.mkdtemp(prefix=escape_id(entry.id) + "-"))
         try:
             plan_path = plan_dir / escape_id(entry.id) / "plan.toml"
             plan_path.parent.mkdir(parents=True)
             _toml.write(plan_path, plan.to_toml_dict())
-            chown_tree(plan_dir, inputs.run_as)
             self.logger.debug("Running build command")
             self._run(descriptor, api, bp_layers, plan_path)
         finally:
@@ -157,12 +152,11 @@ class _Builder:
         if api >= ApiVersion(0, 12) and inputs.exec_env:
             env["CNB_EXEC_ENV"] = inputs.exec_env
         exe = descriptor.dir / "bin" / "build"
-        extra = inputs.run_as.popen_kwargs() if inputs.run_as else {}
         sys.stdout.flush()
         sys.stderr.flush()
         try:
             proc = subprocess.run([str(exe), str(bp_layers), str(inputs.platform_dir), str(plan_path)],
-                                  cwd=inputs.app_dir, env=env, stdin=subprocess.DEVNULL, check=False, **extra)
+                                  cwd=inputs.app_dir, env=env, stdin=subprocess.DEVNULL, check=False)
         except OSError as exc:
             raise LifecycleError(f"failed to build: fork/exec {exe}: {exc.strerror or exc}",
                                  ExitCode.BUILD_BUILDPACK) from None

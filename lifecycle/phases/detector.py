@@ -34,7 +34,6 @@ from lifecycle.files.order import OrderGroup
 from lifecycle.files.plan import DetectPlan, Plan, PlanEntry, PlanSections, Provider, Require
 from lifecycle.phases._buildenv import BuildEnv
 from lifecycle.phases._targets import run_target
-from lifecycle.priv import RunAs, chown_tree
 
 CODE_PASS = 0
 CODE_FAIL = 100
@@ -54,7 +53,6 @@ class DetectInputs:
     build_config_dir: Path | None = None
     exec_env: str = "production"
     environ: Mapping[str, str] = field(default_factory=dict)
-    run_as: RunAs | None = None
 
 
 @dataclass(frozen=True)
@@ -207,14 +205,12 @@ class _Detector:
                 verify_buildpack_api(str(el), descriptor.api)
 
     def run_detect(self, el: Element, descriptor: BuildpackToml) -> DetectRun:
-        inputs = self.inputs
         api = ApiVersion.parse(descriptor.api)
         plan_dir = Path(tempfile.mkdtemp(prefix="plan."))
         try:
             plan_path = plan_dir / "plan.toml"
             plan_path.write_bytes(b"")
             plan_path.chmod(0o600)
-            chown_tree(plan_dir, inputs.run_as)
             run = self._exec(descriptor, api, plan_path)
             if run.code != CODE_PASS:
                 return run
@@ -232,7 +228,7 @@ class _Detector:
 
     def _exec(self, descriptor: BuildpackToml, api: ApiVersion, plan_path: Path) -> DetectRun:
         inputs = self.inputs
-        base = inputs.environ if inputs.run_as is None else inputs.run_as.apply_env(inputs.environ)
+        base = inputs.environ
         platform = None if descriptor.buildpack.clear_env else inputs.platform_dir
         env = BuildEnv(base).with_overrides(platform, inputs.build_config_dir)
         env["CNB_BUILDPACK_DIR"] = str(descriptor.dir)
@@ -244,11 +240,10 @@ class _Detector:
         if api >= ApiVersion(0, 12) and inputs.exec_env:
             env["CNB_EXEC_ENV"] = inputs.exec_env
         exe = descriptor.dir / "bin" / "detect"
-        extra = inputs.run_as.popen_kwargs() if inputs.run_as else {}
         try:
             proc = subprocess.run([str(exe), str(inputs.platform_dir), str(plan_path)], cwd=inputs.app_dir,
                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, check=False, **extra)
+                                  stderr=subprocess.STDOUT, check=False)
         except OSError as exc:
             return DetectRun(code=-1, err=f"fork/exec {exe}: {exc.strerror or exc}")
         output = proc.stdout.decode(errors="replace")

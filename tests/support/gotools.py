@@ -52,7 +52,7 @@ def go_tool(name: str) -> Path:
     """The installed pinned tool; fails the calling test when it is missing."""
     path = tool_path(name)
     if not os.access(path, os.X_OK):
-        pytest.fail(f"{name} {pins()[name].version} is not installed at {path} (run `make tools`)")
+        pytest.fail(f"{name} {pins()[name].version} is not installed at {path} (run `make install`)")
     return path
 
 

@@ -39,7 +39,7 @@ _ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[0-9.]+" (?P<status
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not installed (run .ci/run, which installs it)")
+        pytest.fail(f"{name} is not installed (run `make install`, which installs it)")
     return path
 
 

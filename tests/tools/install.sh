@@ -3,11 +3,14 @@
 # Each lands at <dir>/<name>-<version>/<name> with a stamp holding its pin line; a tool whose stamp matches
 # its pin is kept, so a second run installs nothing. Install-step work (the Go module proxy): `make tools`
 # runs it, the tests never do.
+# usage: install.sh [--missing]   --missing: only print the names of the tools not at their pins (one a line)
 set -euo pipefail
+missing_only=false
+[[ "${1:-}" == --missing ]] && missing_only=true
 here=$(cd "$(dirname "$0")" && pwd)
 dest=${LIFECYCLE_TOOLS:-/var/cache/lifecycle-tools}
 command -v go >/dev/null || { echo "ERROR: go is not installed (Go 1.26 builds the pinned tools)" >&2; exit 2; }
-mkdir -p "$dest"
+$missing_only || mkdir -p "$dest"
 # The machine's own toolchain, never one fetched behind our back; no cgo, so the tools are static.
 export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0
 start=$(date +%s)
@@ -18,6 +21,10 @@ while read -r name module pkg version var; do
   out="$dest/$name-$version/$name"
   if [[ -x "$out" && -f "$out.pin" && "$(cat "$out.pin")" == "$pin" ]]; then
     kept+=("$name")
+    continue
+  fi
+  if $missing_only; then
+    echo "$name"
     continue
   fi
   t0=$(date +%s)
@@ -39,6 +46,7 @@ while read -r name module pkg version var; do
   chmod -R u+w "$tmp"; rm -rf "$tmp"; trap - EXIT
   installed+=("$name@$version($(( $(date +%s) - t0 ))s)")
 done < "$here/go-tools.txt"
+$missing_only && exit 0
 if ((${#installed[@]})); then
   echo "go tools: installed ${installed[*]} into $dest with $(go env GOVERSION) in $(( $(date +%s) - start ))s"
 else
