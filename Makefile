@@ -31,6 +31,7 @@ demo: install
 
 bench: install
 	$(PY) bench/export.py
+	$(PY) bench/daemon.py
 
 # What the lifecycle image is built from (part of `make install`): dependency wheels into dist/wheels
 # (pip's index) and the debootstrap'd base rootfs tarball (Debian mirror; needs root and debootstrap;

@@ -142,7 +142,8 @@ def export_inputs(ctx: Context, store: LayoutStore | RegistryStore | DaemonStore
         app=Path(s["app"]), layers=Path(s["layers"]), group=Path(s["group"]), launcher=launcher_path(ctx),
         process_type=str(s["process-type"] or ""), project_metadata=Path(s["project-metadata"]),
         run=Path(s["run"]), uid=int(s["uid"]), gid=int(s["gid"]), platform_api=str(ctx.api),
-        exec_env=str(s["exec-env"] or ""), created=created_time(ctx))
+        exec_env=str(s["exec-env"] or ""), created=created_time(ctx),
+        launch_cache=Path(s["launch-cache"]) if s["launch-cache"] and s["daemon"] else None)
 
 
 def _names_differ(store: LayoutStore | RegistryStore | DaemonStore, flag: str, recorded: str) -> bool:

@@ -34,6 +34,8 @@ from lifecycle.layers.blob import Layer, build_layer, diff_id_of
 from lifecycle.layers.tar import Entry, dir_entries, parent_entries
 from lifecycle.phases import export_config as cfg
 from lifecycle.phases.analyzer import run_image_missing
+from lifecycle.phases.daemon_export import Layer as DaemonLayer
+from lifecycle.phases.daemon_export import fill, known_chains, needing_bytes, update_launch_cache
 from lifecycle.phases.export_config import LAUNCHER_PATH, LIFECYCLE_LABEL, PROCESS_DIR
 
 DEFAULT_CREATED = "1980-01-01T00:00:01Z"
@@ -70,6 +72,7 @@ class ExportInputs:
     exec_env: str = "production"
     created: str = DEFAULT_CREATED
     workers: int = 2
+    launch_cache: Path | None = None  # daemon mode: upstream's launch cache volume
 
 
 @dataclass
@@ -131,6 +134,7 @@ class _Exporter:
         self.inputs = inputs
         self.store = store
         self.log = logger
+        self._daemon_layers: list[DaemonLayer] = []
 
     # ---- inputs ---------------------------------------------------------------------------
     def _run_image(self) -> StoredImage:
@@ -401,6 +405,12 @@ class _Exporter:
         others = [b for b in built if b.planned.label != "bp"]
         layer_rows = [(diff, desc, hist) for _k, diff, desc, hist in ordered_bp]
         layer_rows += [(b.diff_id, b.descriptor, b.planned.created_by) for b in others]
+        rebuild = {b.planned.key: b.planned.entries for b in built}
+        self._daemon_layers = [
+            *(DaemonLayer(diff, d.digest, "run image layer") for diff, d in zip(run_image.diff_ids, run_layers,
+                                                                                  strict=True)),
+            *(DaemonLayer(diff, desc.digest, key, rebuild.get(key)) for key, diff, desc, _h in ordered_bp),
+            *(DaemonLayer(b.diff_id, b.descriptor.digest, b.planned.key, b.planned.entries) for b in others)]
         created = inputs.created
         config = self._config(run_image, meta, entrypoint, layer_rows, others, bp_labels, created)
         config_bytes = m.canonical_json(config)
@@ -456,6 +466,8 @@ class _Exporter:
 
         names = [self.inputs.output_image, *self.inputs.tags]
         image_id = ""
+        if isinstance(self.store, DaemonStore):
+            self._daemon_bytes(staging, run_image, previous)
         for name in names:
             self.log.info(f"Saving {name}...")
             if isinstance(self.store, DaemonStore):
@@ -464,7 +476,21 @@ class _Exporter:
                 assert not isinstance(self.store, LayoutStore)
                 sources = [str(img.path) for img in (run_image, previous) if img is not None]
                 self.store.push_layout_image(staging.path, STAGING_TAG, name, mount_from=sources)
+        if isinstance(self.store, DaemonStore) and self.inputs.launch_cache is not None:
+            above_run = self._daemon_layers[len(run_image.diff_ids):]
+            update_launch_cache(self.inputs.launch_cache, above_run, staging, self.log)
         return names, image_id
+
+    def _daemon_bytes(self, staging: Layout, run_image: StoredImage, previous: StoredImage | None) -> None:
+        """Put into the staging layout the bytes of every layer whose chain the daemon lacks
+        (``daemon_export``): from the launch cache, the previous image, or the layers directory."""
+        known = known_chains([run_image, previous])
+        needed = needing_bytes(self._daemon_layers, staging, known)
+        filled = fill(staging, needed, launch_cache=self.inputs.launch_cache, store=self.store,
+                      previous=previous, scratch_parent=self.inputs.layers)
+        for item in filled:
+            self.log.debug(f"Layer '{item.key}' ({item.diff_id}) is new to the daemon below reused layers: "
+                           f"its bytes come from the {item.source}")
 
     def _config(self, run_image: StoredImage, meta: metadata_file.BuildMetadata, entrypoint: str,
                 layer_rows: list[tuple[str, m.Descriptor, str]], others: list[_Built],
