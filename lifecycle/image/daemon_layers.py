@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from lifecycle.errors import ImageError
 
@@ -28,25 +29,31 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 
 
-class IterReader:
-    """A read-only file over an iterator of byte chunks (for ``tarfile`` stream mode)."""
+class _ChunkSource(io.RawIOBase):
+    """Raw reads over an iterator of byte chunks (no copying of what is left of a chunk)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._buf = b""
+        self._chunk = memoryview(b"")
 
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._chunk:
             try:
-                chunk = next(self._chunks)
+                self._chunk = memoryview(next(self._chunks))
             except StopIteration:
-                break
-            self._buf += chunk
-        if n < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:n], self._buf[n:]
-        return out
+                return 0
+        n = min(len(buffer), len(self._chunk))
+        buffer[:n] = self._chunk[:n]
+        self._chunk = self._chunk[n:]
+        return n
+
+
+def IterReader(chunks: Iterator[bytes]) -> IO[bytes]:
+    """A buffered file over an iterator of byte chunks (for ``tarfile`` stream mode, gzip)."""
+    return io.BufferedReader(_ChunkSource(chunks), CHUNK)
 
 
 def _is_layer_member(member: tarfile.TarInfo) -> bool:
@@ -72,7 +79,7 @@ def save_layers(store: DaemonStore, name: str, wanted: set[str], dest: Path) -> 
     chunks: Any = None
     try:
         chunks = api.get_image(name, chunk_size=CHUNK)
-        with tarfile.open(fileobj=IterReader(chunks), mode="r|") as archive:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=IterReader(chunks), mode="r|") as archive:
             for member in archive:
                 if not _is_layer_member(member):
                     continue

@@ -87,7 +87,7 @@ def _layer_stream(image: StoredImage, diff_id: str, store: ImageStore | None, la
         desc = image.manifest.layers[image.diff_ids.index(diff_id)]
         chunks = store.client(image.ref.registry).stream_blob(image.ref.repository, desc.digest)
         with contextlib.closing(chunks):  # type: ignore[type-var]
-            yield _gunzipped(IterReader(chunks), desc)  # type: ignore[arg-type]
+            yield _gunzipped(IterReader(chunks), desc)
         return
     if kind == "daemon":
         from lifecycle.image.daemon import DaemonStore
