@@ -15,12 +15,13 @@
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
-# The context is only dist/wheels/*.whl and cnb/ (see .dockerignore).
+# The context is only dist/wheels/*.whl, cnb/ and build/launcher/launcher (`make launcher`; see .dockerignore).
 COPY . /tmp/lifecycle-context
 
 # Installed from the wheels only: no index, no network during the build. /cnb is what the repo's
-# cnb/ holds: phase entry points (symlinks to one dispatcher), the POSIX sh launcher, sample
-# buildpacks and order. The dispatcher runs on the venv's interpreter, whatever PATH a platform
+# cnb/ holds: phase entry points (symlinks to one dispatcher), sample
+# buildpacks and order; the app images' launcher is the static binary `make launcher` built (its one
+# recipe and set of flags), copied as is. The dispatcher runs on the venv's interpreter, whatever PATH a platform
 # gives the phase.
 RUN set -eu; \
     ctx=/tmp/lifecycle-context; \
@@ -29,6 +30,7 @@ RUN set -eu; \
         --no-compile --find-links "$ctx/dist/wheels" cnb-lifecycle; \
     /opt/lifecycle/bin/python3 -m compileall -q /opt/lifecycle/lib; \
     mv "$ctx/cnb" /cnb; \
+    mv "$ctx/build/launcher/launcher" /cnb/lifecycle/launcher; \
     rm -rf "$ctx"; \
     sed -i '1s|^#!.*|#!/opt/lifecycle/bin/python3|' /cnb/lifecycle/lifecycle; \
     chmod 0755 /cnb /cnb/lifecycle /cnb/lifecycle/lifecycle /cnb/lifecycle/launcher; \

@@ -3,17 +3,31 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install venv tools test lint type demo bench image image-inputs clean
+.PHONY: install venv tools launcher test lint type demo bench image image-inputs clean
 
 # Everything the tests, the demo and the benchmark need, only what is missing (tests/tools/setup.sh):
 # the Debian packages (root), the pinned Go tools, .venv, the image-build inputs and the fresh-machine
-# check's inputs. A run with nothing to install prints one line.
+# check's inputs, and the launcher (its recipe is below). A run with nothing to install prints one line.
 install:
 	@tests/tools/setup.sh
 
 # Only .venv (the package, editable, and its test tools): enough for `make lint`.
 venv:
 	@tests/tools/setup.sh venv
+
+# The app images' launcher (launcher/, Go, no dependencies): one recipe and one set of flags, also
+# what the Dockerfile copies. Static (no cgo), no paths, VCS stamp or build id in the binary, the
+# machine's toolchain only: the same source and toolchain give the same bytes (spec/launcher.md).
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+LAUNCHER := build/launcher/launcher
+LAUNCHER_SRC := $(shell find launcher -name '*.go' -o -name go.mod)
+
+launcher: $(LAUNCHER)
+
+$(LAUNCHER): $(LAUNCHER_SRC)
+	@mkdir -p $(@D)
+	cd launcher && GOTOOLCHAIN=local GOFLAGS= CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false \
+		-ldflags='-s -w -buildid=' -o ../$(LAUNCHER).tmp . && mv -f ../$(LAUNCHER).tmp ../$(LAUNCHER)
 
 # The pinned Go tools (upstream lifecycle, pack, oras, notation, crane): tests/tools/go-tools.txt.
 tools:
@@ -31,6 +45,7 @@ demo: install
 
 bench: install
 	$(PY) bench/export.py
+	$(PY) bench/launch.py
 	$(PY) bench/daemon.py
 
 # What the lifecycle image is built from (part of `make install`): dependency wheels into dist/wheels
@@ -43,11 +58,11 @@ image-inputs:
 # cnb-lifecycle:dev in the default daemon, offline from image-inputs: the package wheel is rebuilt
 # from the work tree, the base is lifecycle-base:bookworm imported from the cached tarball.
 # BASE_IMAGE=<image> builds on another base (any python3 3.11 with venv, e.g. python:3.11-slim).
-image: image-inputs
+image: image-inputs launcher
 	tests/image_build/make_wheels.sh --package-only $(PY) dist/wheels
 	$(if $(BASE_IMAGE),,tests/image_build/make_base.sh --import-only)
 	DOCKER_BUILDKIT=0 docker build --build-arg BASE_IMAGE=$(or $(BASE_IMAGE),lifecycle-base:bookworm) \
 		-t cnb-lifecycle:dev .
 
 clean:
-	rm -rf $(VENV) demo-oci .pytest_cache
+	rm -rf $(VENV) demo-oci .pytest_cache build/launcher

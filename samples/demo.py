@@ -32,7 +32,7 @@ def main() -> int:
     env = {**os.environ, "CNB_PLATFORM_API": "0.15", "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     cmd = [str(BIN / "creator"), "-oci", "-oci-dir", str(OCI), "-layers", str(layers), "-app", str(app),
            "-cache-dir", str(cache), "-buildpacks", str(REPO / "cnb" / "buildpacks"),
-           "-order", str(REPO / "cnb" / "order.toml"), "-launcher", str(REPO / "cnb" / "lifecycle" / "launcher"),
+           "-order", str(REPO / "cnb" / "order.toml"), "-launcher", str(REPO / "build" / "launcher" / "launcher"),
            "-run-image", "busybox", IMAGE]
     print("$ " + " ".join(cmd[:1] + [a.replace(str(REPO) + "/", "") for a in cmd[1:]]), flush=True)
     code = subprocess.run(cmd, env=env).returncode

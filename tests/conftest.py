@@ -56,6 +56,22 @@ def run() -> Run:
     return run_program
 
 
+LAUNCHER = REPO / "build" / "launcher" / "launcher"
+
+
+def built_launcher() -> Path:
+    """The app images' launcher ``make launcher`` built; missing is a failure, never a skip."""
+    if not (LAUNCHER.is_file() and os.access(LAUNCHER, os.X_OK)):
+        pytest.fail(f"{LAUNCHER} is missing: run `make launcher` (make test does)")
+    return LAUNCHER
+
+
+@pytest.fixture(scope="session")
+def launcher_bin() -> Path:
+    """The built launcher; see :func:`built_launcher`."""
+    return built_launcher()
+
+
 def require_tool(name: str) -> str:
     """Path of a real tool the test needs; CI installs them, so a missing one fails, not skips."""
     path = shutil.which(name)

@@ -86,14 +86,15 @@ def check_same_registry(output: str, tags: tuple[str, ...], *, oci: bool = False
 
 
 def launcher_path(ctx: Context) -> Path:
-    """``-launcher``, else ``/cnb/lifecycle/launcher`` where it exists, else the repo's own."""
+    """``-launcher``, else ``/cnb/lifecycle/launcher`` where it exists, else the one ``make launcher``
+    built in this checkout (``build/launcher/launcher``)."""
     given = str(ctx.settings["launcher"] or "")
     if given:
         return Path(given)
     installed = Path("/cnb/lifecycle/launcher")
     if installed.is_file():
         return installed
-    return Path(__file__).resolve().parents[2] / "cnb" / "lifecycle" / "launcher"
+    return Path(__file__).resolve().parents[2] / "build" / "launcher" / "launcher"
 
 
 def created_time(ctx: Context) -> str:

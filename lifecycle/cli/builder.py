@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lifecycle.cli._command import Context
+from lifecycle.errors import ExitCode, LifecycleError
 from lifecycle.priv import Privileges
 
 FLAGS = ("analyzed", "app", "build-config", "buildpacks", "gid", "group", "layers", "plan", "platform", "uid")
@@ -37,5 +38,9 @@ def run(ctx: Context) -> None:
                          plan=plan_file.read(Path(s["plan"])), platform_api=ctx.api, analyzed=analyzed,
                          build_config_dir=build_config, exec_env=str(s["exec-env"] or ""),
                          environ=s.environ)
-    metadata = build(inputs, ctx.logger)
-    metadata_file.write(layers / "config" / "metadata.toml", metadata)
+    try:
+        metadata = build(inputs, ctx.logger)
+        metadata_file.write(layers / "config" / "metadata.toml", metadata)
+    except OSError as exc:  # e.g. a buildpack left a tree the CNB user may not read (spec/trust-model.md)
+        where = f": {exc.filename}" if exc.filename else ""
+        raise LifecycleError(f"failed to build: {exc.strerror or exc}{where}", ExitCode.BUILD_OTHER) from None

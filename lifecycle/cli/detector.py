@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lifecycle.cli._command import Context
+from lifecycle.errors import ExitCode, LifecycleError
 from lifecycle.priv import Privileges
 
 FLAGS = ("analyzed", "app", "build-config", "buildpacks", "gid", "group", "layers", "order", "plan",
@@ -32,5 +33,9 @@ def run(ctx: Context) -> None:
                           platform_api=ctx.api, build_config_dir=build_config,
                           exec_env=str(s["exec-env"] or ""), environ=s.environ)
     result = detect(inputs, ctx.logger)
-    group_file.write(Path(s["group"]), result.group)
-    plan_file.write(Path(s["plan"]), result.plan)
+    try:
+        group_file.write(Path(s["group"]), result.group)
+        plan_file.write(Path(s["plan"]), result.plan)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise LifecycleError(f"failed to detect: {exc.strerror or exc}{where}", ExitCode.DETECT_OTHER) from None

@@ -1,1 +1,1 @@
-"""App-image launch support: renders the process table sourced by the POSIX sh launcher."""
+"""App-image launch support: renders the launch table the compiled launcher (launcher/) reads."""

@@ -28,7 +28,7 @@ from lifecycle.image import model as m
 from lifecycle.image.layout import Layout
 from lifecycle.image.parts import layer_descriptors, link_blob, oci_layer, ref_name
 from lifecycle.image.store import LayoutStore, StoredImage
-from lifecycle.launch.script import render_launch_script, write_launch_script
+from lifecycle.launch.table import render_table, write_table
 from lifecycle.layers import slices as app_slices
 from lifecycle.layers.blob import Layer, build_layer, diff_id_of
 from lifecycle.layers.tar import Entry, dir_entries, parent_entries
@@ -185,7 +185,7 @@ class _Exporter:
         entrypoint = self._entrypoint(meta)
         config_dir = inputs.layers / "config"
         try:
-            render_launch_script(meta.model_dump(by_alias=True))
+            render_table(meta)
         except ValueError as exc:
             raise _fail(f"invalid process metadata: {exc}") from None
         bad_links = app_slices.outside_symlinks(inputs.app) if inputs.app.is_dir() else []
@@ -209,7 +209,7 @@ class _Exporter:
                               lambda: _launcher_entries(launcher),
                               _reuse_one(prev_label.get("launcher"), prev_by_diff), "launcher"))
         config_dir.mkdir(parents=True, exist_ok=True)
-        write_launch_script(config_dir)
+        write_table(config_dir, meta)
         plans.append(self._dir_plan("buildpacksio/lifecycle:config", "Buildpacks Launcher Config", config_dir,
                                     _reuse_one(prev_label.get("config"), prev_by_diff), "config"))
         types = sorted(p.type for p in meta.processes)

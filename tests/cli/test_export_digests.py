@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,22 +30,22 @@ from tests.support.services import Registry
 ROOT = Path("/tmp/lifecycle-digest-pin")
 LOCK = Path("/tmp/lifecycle-digest-pin.lock")
 
-APP_DIGEST = "sha256:95cffdbfa0d31222480b1474bfa37b791c82b12ac47bc12638266d880af8a811"
-CACHE_DIGEST = "sha256:017b0b4e595d96b55d041d813db2c9e79265ec5b25052b1146841991fb04fd97"
-REBASED_DIGEST = "sha256:ba601e8b8d96c65cf10165064b509ab2a49db9d3608b91a0253987429c367e39"
-REGISTRY_CACHE_DIGEST = "sha256:3a27f51d8204276b38e5d0416094ca274de1fee8de4159eec4e17463d7d48fa1"
+APP_DIGEST = "sha256:6c83e1499f84c0a1022d56aebbced0c46ba62283e102d87995139b850ef1c6c4"
+CACHE_DIGEST = "sha256:8b950f6f584a02dbe56da48690fb1f64af74254da88f09760cca14e935ab7081"
+REBASED_DIGEST = "sha256:4be2c037c5c920e92dd592f116108377a6250e4174ce1e4e982d10e04616967a"
+REGISTRY_CACHE_DIGEST = "sha256:caeab2a0dd142b10fc6ae5e629a10ec64b07f39535d1f6de860ec6b8dae14119"
 APP_LAYERS = [  # busybox, acme/one:both, acme/one:run, acme/two:a-first, acme/two:z-last, launch SBOM,
     # app slice, app, launcher, config, process types
     "sha256:405fecb6a2fa4f29683f977e7e3b852bf6f8975a2aba647d234d2371894943da",
-    "sha256:c7cdf3a956315cb84a778aeb759dde6c744acbb032be679f5f2d68f2764df7ae",
-    "sha256:fe31932dfa8e3c958d6ae3bb87ce98cd44bf40764b29988714d3e70747bac390",
-    "sha256:be71079bee5a412266a0475fa0dbd4ecb492012d580876e175a10bf9ecf0a9e4",
-    "sha256:6bb66a6be931d80fbc9b2ca9ad393da81f2bd89382e27a002d9c0cd93db3de49",
-    "sha256:260fe1a690689b4626e1b4c6c2ee873ae3743934b2d7314725c2fa5057b2525b",
+    "sha256:77865435f8fc25c7e714a8d064a5460599915719ed5063c20b7ab5fe65fad7c1",
+    "sha256:04babe7d1c86bd3ecef823a0c9ffc6c38804dadd2965ae06fa6aca7339c8d981",
+    "sha256:fc473f8983c5271318f47697ab8c7ff14b73e5db0758884fd47d3218341c990d",
+    "sha256:8f613fedd37112d2e34611029aea57ac7a76562be4d43e9737f7a3288edaa659",
+    "sha256:ff4b31c18022fb76824dea54c3180028e76d5743e96e5d3e24d2f4af6aed0de2",
     "sha256:8649824733beaf3f1c809b26512faff6988f22e77c861733c4243e6aaca9b484",
     "sha256:828661bfb8be48c2908c59c4960e082bd6fc83bb0fcaafc7bb50ca9bd0f3d5ec",
     "sha256:3dc5cb1ed23f42489c38f842d93b884ecb2049b9ddb638e7f6a214e5ad9b9dac",
-    "sha256:d72bbe7eddba31a7f18455b0eed6a3fdc54b431bc036f5d12675351e0e44101e",
+    "sha256:3bf6174e991d942953303482496d1e1cfe531c1a3e92c7ec5f51d1f53a0ba8da",
     "sha256:9552041665399d0c4c620a35a4319fd4de20f193220ed9194c73ab142a6e89ef",
 ]
 BUSYBOX_TOP = "sha256:40cf597a9181e86497f4121c604f9f0ab208950a98ca21db883f26b0a548a2eb"
@@ -72,8 +73,13 @@ def _file(path: Path, text: str, mode: int = 0o644) -> None:
 
 def make_inputs(root: Path) -> None:
     """Two buildpacks (launch, cache, launch+cache layers, store.toml), a launch SBOM, an app with
-    a slice and a symlink, two process types, a fixed launcher."""
+    a slice and a symlink, two process types, a fixed launcher. The phases run as root with
+    ``CNB_USER_ID=1000``, so they drop to that user (spec/trust-model.md): the layout root is that
+    user's, as a platform prepares it; the analyzer hands ``<layers>`` to it (its parents' owners are
+    in the layer tars)."""
     shutil.copytree(LAYOUT_REPO, root / "oci")
+    for path in (root / "oci", *(root / "oci").rglob("*")):
+        os.chown(path, 1000, 1000, follow_symlinks=False)
     layers, app = root / "layers", root / "app"
     _file(layers / "group.toml", '[[group]]\nid = "acme/one"\nversion = "1.0.0"\napi = "0.10"\n'
           '[[group]]\nid = "acme/two"\nversion = "2.0.0"\napi = "0.10"\n')
@@ -139,14 +145,14 @@ def test_app_cache_and_rebased_digests_are_pinned(run: Run, root: Path) -> None:
     assert [d.digest for d in Layout(app_dir).image().manifest.layers] == APP_LAYERS
     images = [f"*** Images ({APP_DIGEST}):", f"      {app_dir}", f"      {v2_dir}", "*** Manifest Size: 2006"]
     assert _lines(res.stdout) == [
-        "Adding layer 'acme/one:both' (256 B, T)",
-        "Adding layer 'acme/one:run' (346 B, T)",
-        "Adding layer 'acme/two:a-first' (253 B, T)",
-        "Adding layer 'acme/two:z-last' (254 B, T)",
-        "Adding layer 'buildpacksio/lifecycle:launch.sbom' (993 B, T)",
+        "Adding layer 'acme/one:both' (243 B, T)",
+        "Adding layer 'acme/one:run' (340 B, T)",
+        "Adding layer 'acme/two:a-first' (240 B, T)",
+        "Adding layer 'acme/two:z-last' (247 B, T)",
+        "Adding layer 'buildpacksio/lifecycle:launch.sbom' (995 B, T)",
         "Added 2/2 app layer(s)",
         "Adding layer 'buildpacksio/lifecycle:launcher' (174 B, T)",
-        "Adding layer 'buildpacksio/lifecycle:config' (743 B, T)",
+        "Adding layer 'buildpacksio/lifecycle:config' (670 B, T)",
         "Adding layer 'buildpacksio/lifecycle:process-types' (178 B, T)",
         *LABEL_LINES,
         f"Saving {app_dir}...",
@@ -189,7 +195,7 @@ def test_app_cache_and_rebased_digests_are_pinned(run: Run, root: Path) -> None:
     other = oci / "example.com" / "other-run" / "latest"
     rebased_dir = oci / "index.docker.io" / "library" / "my-app" / "rebased"
     shutil.copytree(LAYOUT_REPO / "index.docker.io" / "library" / "busybox" / "latest", other)
-    res = run("rebaser", "-oci", "-oci-dir", str(oci), "-report", str(root / "rebase-report.toml"),
+    res = run("rebaser", "-oci", "-oci-dir", str(oci), "-report", str(layers / "rebase-report.toml"),
               "-run-image", "example.com/other-run", "-force", "my-app", "my-app:rebased", env=env)
     assert res.returncode == 0, res.stdout
     assert _digest(app_dir) == REBASED_DIGEST

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUSYBOX_MANIFEST, LAYOUT_REPO, REPO, require_tool
+from tests.conftest import BUSYBOX_MANIFEST, LAYOUT_REPO, REPO, built_launcher, require_tool
 from tests.support.services import Dockerd
 
 pytestmark = [pytest.mark.dockerd]
@@ -80,6 +80,8 @@ def build_image(dockerd: Dockerd, context: Path) -> dict[str, float]:
     shutil.copy2(REPO / "Dockerfile", context / "Dockerfile")
     shutil.copy2(REPO / ".dockerignore", context / ".dockerignore")
     shutil.copytree(REPO / "cnb", context / "cnb", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    (context / "build" / "launcher").mkdir(parents=True)
+    shutil.copy2(built_launcher(), context / "build" / "launcher" / "launcher")
     timings = {"package wheel": _sh(str(HERE / "make_wheels.sh"), "--package-only",
                                     str(REPO / ".venv" / "bin" / "python"), str(out))}
     env = dockerd.env() | {"LIFECYCLE_BASE_CACHE": str(tarball.parent)}

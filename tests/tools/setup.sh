@@ -6,6 +6,8 @@
 #                 needs root: otherwise it stops at once and prints the apt-get command to run as root)
 #   go            the pinned Go tools (tests/tools/install.sh, pins in tests/tools/go-tools.txt); needs Go 1.26
 #                 on PATH or in /usr/local/go
+#   launcher      build/launcher/launcher, the app images' launcher (`make launcher`: the Makefile holds its one
+#                 recipe), when its sources changed; needs Go
 #   venv          .venv: the package (editable) and its test tools; redone when pyproject.toml changes
 #   image-inputs  what the lifecycle image is built from offline (tests/image_build): dist/wheels and the
 #                 debootstrap'd base rootfs tarball in $LIFECYCLE_BASE_CACHE (needs root)
@@ -28,7 +30,7 @@ base_cache=${LIFECYCLE_BASE_CACHE:-/var/cache/lifecycle-base}
 base_tar=$base_cache/bookworm-minbase-python3.tar  # the name tests/image_build/make_base.sh writes
 fresh=${LIFECYCLE_FRESH_CACHE:-/var/cache/lifecycle-fresh}
 
-all=(debian go venv image-inputs fresh-inputs)
+all=(debian go launcher venv image-inputs fresh-inputs)
 steps=("$@")
 ((${#steps[@]})) || steps=("${all[@]}")
 for s in "${steps[@]}"; do
@@ -61,8 +63,8 @@ while read -r cmd pkg _; do
   [[ -z "$cmd" || "$cmd" == \#* ]] && continue
   deb_cmds+=("$cmd")
   [[ " ${deb_pkgs[*]} " == *" $pkg "* ]] || deb_pkgs+=("$pkg")
-  if ! PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1 && [[ " ${deb_missing[*]} " != *" $pkg "* ]]; then
-    deb_missing+=("$pkg")
+  if ! PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1; then
+    [[ " ${deb_missing[*]} " == *" $pkg "* ]] || deb_missing+=("$pkg")
   fi
 done < "$tools/debian-packages.txt"
 # Debian's python3 keeps venv's pip bootstrap (ensurepip) in its own package.
@@ -72,16 +74,21 @@ fi
 want debian || deb_missing=()
 
 go_missing=()
-if want go; then
+if want go || want launcher; then
   if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
     export PATH=/usr/local/go/bin:$PATH
   fi
   command -v go >/dev/null 2>&1 || {
-    echo "ERROR: setup: Go is not installed; the pinned Go tools need Go 1.26 on PATH or in /usr/local/go" \
-         "(https://go.dev/dl/)" >&2; exit 2; }
+    echo "ERROR: setup: Go is not installed; the pinned Go tools and the launcher need Go 1.26 on PATH" \
+         "or in /usr/local/go (https://go.dev/dl/)" >&2; exit 2; }
+fi
+if want go; then
   missing=$("$tools/install.sh" --missing)
   [[ -z $missing ]] || mapfile -t go_missing <<<"$missing"
 fi
+launcher=build/launcher/launcher
+need_launcher=false
+if want launcher && ! make -q --no-print-directory "$launcher" >/dev/null 2>&1; then need_launcher=true; fi
 
 venv_key=$(hash_of pyproject.toml)
 need_venv=false need_wheels=false need_base=false need_debs=false need_wheelhouse=false
@@ -111,11 +118,12 @@ if ((EUID != 0)); then
   fi
 fi
 
-if ! ((${#deb_missing[@]} + ${#go_missing[@]})) && ! $need_venv && ! $need_wheels && ! $need_base \
-   && ! $need_debs && ! $need_wheelhouse; then
+if ! ((${#deb_missing[@]} + ${#go_missing[@]})) && ! $need_launcher && ! $need_venv && ! $need_wheels \
+   && ! $need_base && ! $need_debs && ! $need_wheelhouse; then
   have=()
   want debian && have+=("Debian packages (${deb_pkgs[*]})")
   want go && have+=("Go tools ($(awk '!/^#/ && NF {printf "%s%s", s, $1; s=" "}' "$tools/go-tools.txt"))")
+  want launcher && have+=("$launcher")
   want venv && have+=(".venv")
   want image-inputs && have+=("image-build inputs")
   want fresh-inputs && have+=("fresh-machine check inputs")
@@ -142,6 +150,12 @@ fi
 if ((${#go_missing[@]})); then
   # install.sh prints its own line: what it built, with which Go, and how long it took.
   "$tools/install.sh"
+fi
+
+if $need_launcher; then
+  t0=$(usec)
+  quietly make -s --no-print-directory "$launcher"
+  echo "setup: built $launcher (the app images' launcher) with $(go env GOVERSION) ($(took "$t0"))"
 fi
 
 if $need_venv; then

@@ -1,0 +1,3 @@
+module lifecycle.local/launcher
+
+go 1.22
