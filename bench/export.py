@@ -1,5 +1,7 @@
 """Export benchmark: a ~300 MB synthetic app onto the busybox run image, cold and with a previous
-image, against `tar -c | pigz -6` and `umoci repack` of the same tree, measured in the same run.
+image, against `tar -c | pigz -6` and `umoci repack` of the same tree; then the same export to a
+docker-registry on 127.0.0.1 beside `skopeo copy` of the finished layout image to that registry,
+all measured in the same run.
 
 Run with `make bench`. Prints wall time, peak memory (largest process) and ratios; not a test.
 """
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # tests.support.services starts the registry
 FIXTURE = REPO / "tests" / "fixtures" / "layout-repo"
 BIN = Path(sys.executable).parent
 
@@ -82,6 +85,7 @@ def main() -> None:
         pigz = timed(f"tar -C {work} -cf - workspace | pigz -6 > {work}/ref.tgz", shell=True)
         pigz_size = (work / "ref.tgz").stat().st_size
         umoci = umoci_repack(work, app)
+        pushed, skopeo = registry_export(work, app, env, oci / "index.docker.io" / "library" / "bench-app" / "latest")
         mib = size / (1 << 20)
         print(f"app: {mib:.0f} MiB in {sum(1 for _ in app.rglob('*'))} entries; 2 export threads; isal level 2")
         print(f"{'what':<36}{'wall s':>8}{'peak MiB':>10}{'vs pigz':>9}{'vs umoci':>9}")
@@ -89,8 +93,43 @@ def main() -> None:
                                    ("tar -c | pigz -6 (reference)", pigz), ("umoci repack (reference)", umoci)):
             print(f"{name:<36}{wall:>8.2f}{peak:>10.0f}{wall / pigz[0]:>9.2f}{wall / umoci[0]:>9.2f}")
         print(f"compressed app layer: {app_blob / (1 << 20):.1f} MiB (pigz -6: {pigz_size / (1 << 20):.1f} MiB)")
+        print(f"{'to a registry on 127.0.0.1':<36}{'wall s':>8}{'peak MiB':>10}{'vs layout+skopeo':>18}")
+        budget = cold[0] + skopeo[0]
+        for name, (wall, peak) in (("exporter, cold, to the registry", pushed),
+                                   ("skopeo copy of the layout image", skopeo)):
+            print(f"{name:<36}{wall:>8.2f}{peak:>10.0f}{wall / budget:>18.2f}")
+        print(f"budget (issue 15): exporter to the registry <= layout export + skopeo copy = {budget:.2f} s, "
+              "peak < 100 MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def registry_export(work: Path, app: Path, env: dict[str, str], layout_image: Path
+                    ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Time a cold export of the same app to a docker-registry on 127.0.0.1, and `skopeo copy` of
+    the layout export's image to the same registry (both into empty repositories)."""
+    from tests.support.services import start_registry
+
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        raise SystemExit("skopeo is not installed (run `make install`, which installs it)")
+    registry = start_registry(work / "registry")
+    try:
+        subprocess.run([skopeo, "copy", "--dest-tls-verify=false", f"oci:{FIXTURE}/index.docker.io/library/busybox/"
+                        "latest", f"docker://{registry.host}/library/busybox:latest"], check=True,
+                       stdout=subprocess.DEVNULL)
+        layers = work / "registry-layers"
+        (layers / "config").mkdir(parents=True)
+        (layers / "group.toml").write_text("")
+        common = ["-layers", str(layers), "-insecure-registry", registry.host]
+        subprocess.run([str(BIN / "analyzer"), *common, "-run-image", f"{registry.host}/library/busybox",
+                        f"{registry.host}/bench-app"], env=env, check=True, stdout=subprocess.DEVNULL)
+        pushed = timed([str(BIN / "exporter"), *common, "-app", str(app), f"{registry.host}/bench-app"], env=env)
+        copied = timed([skopeo, "copy", "--dest-tls-verify=false", f"oci:{layout_image}:latest",
+                        f"docker://{registry.host}/bench-skopeo:latest"])
+        return pushed, copied
+    finally:
+        registry.stop()
 
 
 def umoci_repack(work: Path, app: Path) -> tuple[float, float]:

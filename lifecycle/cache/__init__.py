@@ -17,6 +17,7 @@ extracts). A missing or corrupt layer raises :class:`CacheReadError`, which call
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -25,9 +26,6 @@ from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata
 
 if TYPE_CHECKING:
     from lifecycle.image.auth import Keychain
-    from lifecycle.image.daemon import DaemonStore
-    from lifecycle.image.registry import RegistryStore
-    from lifecycle.image.store import LayoutStore
     from lifecycle.platform.settings import Settings
 
 __all__ = ["LAYOUT_CACHE_PREFIX", "METADATA_LABEL", "Cache", "CacheError", "CacheMetadata", "CacheReadError",
@@ -104,29 +102,14 @@ DAEMON_CACHE_IMAGE = ("-cache-image is not supported with -daemon (cache images 
 
 
 def open_cache(*, cache_dir: str | Path | None, cache_image: str | None,
-               store: LayoutStore | RegistryStore | DaemonStore | None, logger: Any) -> Cache | None:
+               image_cache: Callable[[str], Cache] | None, logger: Any) -> Cache | None:
     """Open the cache the platform asked for: the image wins over the directory (upstream); None
-    when neither is given. The cache image lives where ``store`` keeps images: a layout store gives
-    an :class:`~lifecycle.cache.image.ImageCache`, a registry store a
-    :class:`~lifecycle.cache.registry_image.RegistryImageCache`; the daemon keeps none. Raises
-    CacheError when the cache cannot be opened."""
+    when neither is given. ``image_cache`` opens a cache image by reference (see
+    :func:`from_settings`). Raises CacheError when the cache cannot be opened."""
     if cache_image:
-        from lifecycle.image.store import LayoutStore
-
-        if isinstance(store, LayoutStore):
-            from lifecycle.cache.image import ImageCache
-
-            return ImageCache(store, cache_image, logger)
-        if store is None:
+        if image_cache is None:
             raise CacheError("-cache-image needs an image store: a registry, or a layout with -oci")
-        if store.kind == "daemon":
-            raise CacheError(DAEMON_CACHE_IMAGE)
-        from lifecycle.cache.registry_image import RegistryImageCache
-        from lifecycle.image.registry import RegistryStore
-
-        if not isinstance(store, RegistryStore):  # pragma: no cover - the three stores are above
-            raise CacheError(f"cache images are not supported in {store.kind} mode")
-        return RegistryImageCache(store, cache_image, logger)
+        return image_cache(cache_image)
     if cache_dir:
         from lifecycle.cache.volume import VolumeCache
 
@@ -161,20 +144,29 @@ def from_settings(settings: Settings, logger: Any, keychain: Keychain | None = N
 
     Decision D14: ``-cache-image <ref>`` names a registry image in every mode (with ``-oci`` too,
     as upstream and pack's ``oci:`` builds expect); ``-cache-image oci:<ref>`` keeps the cache image
-    in a layout under ``-oci-dir``."""
+    in a layout under ``-oci-dir`` (needs ``-oci``); ``-daemon`` has no cache image."""
     image = str(settings["cache-image"] or "")
-    store: LayoutStore | RegistryStore | DaemonStore | None = None
-    if image:
-        from lifecycle.image.store import open_store
+    if image and settings["daemon"]:
+        raise CacheError(DAEMON_CACHE_IMAGE)
 
-        if settings["daemon"]:
-            raise CacheError(DAEMON_CACHE_IMAGE)
-        layout_ref = cache_image_in_layout(image)
-        if layout_ref is not None and not settings["oci"]:
-            raise CacheError(f"-cache-image {image}: the {LAYOUT_CACHE_PREFIX}<ref> form needs -oci")
-        store = open_store(oci=layout_ref is not None, daemon=False, oci_dir=str(settings["oci-dir"]),
-                           insecure_registries=tuple(settings["insecure-registry"] or ()),
-                           environ=settings.environ, keychain=keychain)
-        image = layout_ref if layout_ref is not None else image
-    return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, store=store,
+    layout_ref = cache_image_in_layout(image) if image else None
+    if layout_ref is not None and not settings["oci"]:
+        raise CacheError(f"-cache-image {image}: the {LAYOUT_CACHE_PREFIX}<ref> form needs -oci")
+
+    def image_cache(reference: str) -> Cache:
+        from lifecycle.image.store import layout_store, registry_store
+
+        if layout_ref is not None:
+            from lifecycle.cache.image import ImageCache
+
+            return ImageCache(layout_store(str(settings["oci-dir"])), reference, logger)
+        from lifecycle.cache.registry_image import RegistryImageCache
+
+        store = registry_store(tuple(settings["insecure-registry"] or ()), settings.environ, keychain,
+                               registry_timeout=int(settings["registry-timeout"]),
+                               registry_deadline=int(settings["registry-deadline"]))
+        return RegistryImageCache(store, reference, logger)
+
+    return open_cache(cache_dir=str(settings["cache-dir"] or ""),
+                      cache_image=layout_ref if layout_ref is not None else image, image_cache=image_cache,
                       logger=logger)

@@ -31,6 +31,7 @@ from lifecycle.cache import CacheError, CacheReadError, check_diff_id
 from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata, parse
 from lifecycle.errors import ImageError, LifecycleError
 from lifecycle.image import model as m
+from lifecycle.image.draft import Draft, Part
 from lifecycle.image.layout import BlobWriter, Image, Layout, host_platform
 from lifecycle.image.store import LayoutStore
 
@@ -331,22 +332,12 @@ def write_cache_image(layout: Layout, staged: dict[str, m.Descriptor], metadata:
     if not staged:
         # Some registries refuse an image without layers: an empty cache gets one empty tar, as upstream.
         staged = {EMPTY_TAR_DIFF_ID: compress_layer(layout, io.BytesIO(EMPTY_TAR), EMPTY_TAR_DIFF_ID)}
-    diff_ids = list(staged)
-    config = {
+    draft = Draft.scratch({
         "architecture": plat.architecture,
         "os": plat.os,
         "created": CREATED,
         "config": {"Labels": {METADATA_LABEL: metadata.to_json().decode()}},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created": CREATED, "created_by": "Buildpacks cache layer"} for _ in diff_ids],
-    }
-    config_desc = layout.put_blob(m.canonical_json(config), m.OCI_CONFIG)
-    manifest: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": m.OCI_MANIFEST,
-        "config": config_desc.dump(),
-        "layers": [staged[d].dump() for d in diff_ids],
-    }
-    if annotations:
-        manifest["annotations"] = dict(annotations)
-    return layout.put_blob(m.canonical_json(manifest), m.OCI_MANIFEST)
+    })
+    history = {"created": CREATED, "created_by": "Buildpacks cache layer"}
+    draft = draft.append(*((Part(desc, diff_id), history) for diff_id, desc in staged.items()))
+    return draft.annotate(annotations or {}).write(layout).manifest

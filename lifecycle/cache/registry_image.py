@@ -173,7 +173,8 @@ class RegistryImageCache(CacheImageLabel):
         desc = self._descriptor(diff_id)
         media = layer_media(desc, diff_id)
         key = self._key(desc, diff_id)
-        chunks = cast(Generator[bytes, None, None], self.client.stream_blob(self.ref.repository, desc.digest))
+        chunks = cast(Generator[bytes, None, None], self.client.stream_blob(self.ref.repository, desc.digest,
+                                                                             size=desc.size))
         try:
             try:
                 first = next(chunks, b"")

@@ -15,7 +15,8 @@ from lifecycle.image.store import LayoutStore, open_store
 if TYPE_CHECKING:
     from lifecycle.image.daemon import DaemonStore
     from lifecycle.image.registry import RegistryStore
-    from lifecycle.phases.exporter import ExportInputs, ExportResult
+    from lifecycle.phases.exporter import ExportInputs
+    from lifecycle.phases.save import ExportResult
 
 
 def store_for(ctx: Context) -> LayoutStore | RegistryStore | DaemonStore:
@@ -24,27 +25,18 @@ def store_for(ctx: Context) -> LayoutStore | RegistryStore | DaemonStore:
     s = ctx.settings
     return open_store(oci=bool(s["oci"]), daemon=bool(s["daemon"]), oci_dir=str(s["oci-dir"]),
                       insecure_registries=tuple(s["insecure-registry"] or ()), environ=s.environ,
-                      keychain=ctx.keychain)
+                      keychain=ctx.keychain, registry_timeout=int(s["registry-timeout"]),
+                      registry_deadline=int(s["registry-deadline"]))
 
 
 def registry_store_for(ctx: Context) -> RegistryStore:
     """A registry store with the phase's ``-insecure-registry`` list and credentials, whatever the mode
     (a registry cache image next to layouts or the daemon)."""
-    from lifecycle.image.registry import RegistryStore
+    from lifecycle.image.store import registry_store
 
-    store = open_store(oci=False, daemon=False, oci_dir=str(ctx.settings["oci-dir"]),
-                       insecure_registries=tuple(ctx.settings["insecure-registry"] or ()),
-                       environ=ctx.settings.environ, keychain=ctx.keychain)
-    assert isinstance(store, RegistryStore)
-    return store
-
-
-def layout_store_for(ctx: Context, what: str = "this phase") -> LayoutStore:
-    """:func:`store_for`, for code that only handles OCI layouts yet: other modes are an input error."""
-    store = store_for(ctx)
-    if not isinstance(store, LayoutStore):
-        raise InputError(f"{what} supports only OCI layouts (-oci) so far, not {store.kind} mode")
-    return store
+    s = ctx.settings
+    return registry_store(tuple(s["insecure-registry"] or ()), s.environ, ctx.keychain,
+                          registry_timeout=int(s["registry-timeout"]), registry_deadline=int(s["registry-deadline"]))
 
 
 def run_image(ctx: Context, store: LayoutStore | RegistryStore | DaemonStore, output: str, *, oci: bool) -> str:
@@ -149,11 +141,9 @@ def export_inputs(ctx: Context, store: LayoutStore | RegistryStore | DaemonStore
 
 def _names_differ(store: LayoutStore | RegistryStore | DaemonStore, flag: str, recorded: str) -> bool:
     """Whether ``-run-image`` names another image than analyzed.toml's ``<name>@<digest>``."""
-    from lifecycle.image.resolver import split_identifier
-
-    if isinstance(store, LayoutStore):
-        found = store.resolver.locate(flag)
-        return found is None or str(found.path) != split_identifier(recorded)[0]
+    same = store.names_image(flag, recorded, first_found=True)
+    if same is not None:
+        return not same
     try:
         return refs.parse(flag).name != refs.parse(recorded).name
     except refs.ReferenceError:

@@ -21,13 +21,12 @@ def run(ctx: Context) -> None:
     """Resolve inputs, rebase, write report.toml."""
     from lifecycle.cli._inputs import check_refs, check_same_registry, store_for, write_report
     from lifecycle.errors import ExitCode, InputError, LifecycleError
-    from lifecycle.image.daemon import DaemonStore  # imports docker only when used
     from lifecycle.phases.rebaser import RebaseInputs, rebase
 
     s = ctx.settings
     output, tags = ctx.args[0], tuple(ctx.args[1:])
     store = store_for(ctx)
-    if isinstance(store, DaemonStore):
+    if s["daemon"]:
         raise InputError("rebasing images in a Docker daemon (-daemon) is not supported yet; use -oci layouts "
                          "or a registry")
     previous = str(s["previous-image"] or "") or output

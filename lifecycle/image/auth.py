@@ -8,6 +8,13 @@ credentials (usable both for basic auth and for the bearer-token exchange); any 
 The Docker config (``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``) contributes
 ``auths`` entries with ``auth`` (base64 ``user:password``), ``username``/``password`` or
 ``identitytoken``. Credential helpers (``credsStore``, ``credHelpers``) are not run.
+
+Secrets never reach a message: errors about either source name the source and the entry's
+position, never a key's or a value's text, and :class:`Credential` hides its secrets from ``repr``.
+A value that could not be sent as a header (control characters, non-ASCII, over
+:data:`MAX_HEADER` bytes) is refused as input (exit 3) instead of failing later inside httpx with the
+value in its message. The Docker config is read only when it is a regular file of at most
+:data:`MAX_CONFIG` bytes.
 """
 
 from __future__ import annotations
@@ -16,24 +23,27 @@ import base64
 import binascii
 import json
 import os
+import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lifecycle.errors import InputError
 
 DOCKER_HUB = "index.docker.io"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+MAX_HEADER = 16 * 1024
+MAX_CONFIG = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Credential:
     """What we know for one registry: user/password, or a ready ``Authorization`` value."""
 
-    username: str = ""
-    password: str = ""
-    header: str = ""
-    identity_token: str = ""
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    header: str = field(default="", repr=False)
+    identity_token: str = field(default="", repr=False)
 
     @property
     def basic(self) -> str | None:
@@ -63,6 +73,11 @@ def _decode_basic(value: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+def _header_ok(value: str) -> bool:
+    """Whether ``value`` can go in an HTTP header as is: visible ASCII and spaces, bounded."""
+    return 0 < len(value) <= MAX_HEADER and all(" " <= ch <= "~" for ch in value)
+
+
 def _from_header(value: str) -> Credential:
     scheme, _, rest = value.strip().partition(" ")
     if scheme.lower() == "basic":
@@ -78,12 +93,19 @@ def parse_registry_auth(text: str) -> dict[str, Credential]:
         return {}
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InputError("failed to parse CNB_REGISTRY_AUTH: not a JSON object") from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise InputError("failed to parse CNB_REGISTRY_AUTH: want a JSON object of registry to "
                          "Authorization header value")
-    return {normalize_registry(k): _from_header(v) for k, v in data.items()}
+    out: dict[str, Credential] = {}
+    for position, (key, value) in enumerate(data.items(), 1):
+        if not _header_ok(value.strip()):
+            # Neither the key nor the value is shown: either may be a secret put in the wrong place.
+            raise InputError(f"failed to parse CNB_REGISTRY_AUTH: entry {position} is not a usable "
+                             f"Authorization header value (printable ASCII, at most {MAX_HEADER} bytes)")
+        out[normalize_registry(key)] = _from_header(value)
+    return out
 
 
 def docker_config_path(environ: Mapping[str, str]) -> Path | None:
@@ -96,11 +118,12 @@ def docker_config_path(environ: Mapping[str, str]) -> Path | None:
 
 def parse_docker_config(path: Path | None) -> dict[str, Credential]:
     """The ``auths`` of a Docker config file; a missing or unreadable file gives nothing."""
-    if path is None or not path.is_file():
+    text = _read_small(path) if path is not None else None
+    if text is None:
         return {}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     auths = data.get("auths") if isinstance(data, dict) else None
     out: dict[str, Credential] = {}
@@ -119,6 +142,25 @@ def parse_docker_config(path: Path | None) -> dict[str, Credential]:
             out.setdefault(normalize_registry(str(key)), Credential(username=user, password=password,
                                                                    identity_token=token))
     return out
+
+
+def _read_small(path: Path) -> bytes | None:
+    """The file's bytes when it is a regular file of at most :data:`MAX_CONFIG` bytes, else None
+    (a FIFO or device in its place neither blocks nor is read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_CONFIG + 1)
+        return data if len(data) <= MAX_CONFIG else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 class Keychain:

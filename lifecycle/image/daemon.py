@@ -14,18 +14,26 @@ If it does not hold them, loading fails with an error that names the missing blo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from lifecycle.errors import ImageError
 from lifecycle.image import model as m
 from lifecycle.image import ref as refs
 from lifecycle.image.layout import Layout
+from lifecycle.image.store import STAGING_TAG, Announce, Saved, Staging, temporary_staging
+from lifecycle.image.untrusted import clean
+
+if TYPE_CHECKING:
+    from lifecycle.image.draft import Draft
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 CHUNK = 1 << 20
@@ -73,6 +81,40 @@ def familiar_name(ref: refs.ImageRef) -> str:
     return f"{name}:{ref.tag or refs.DEFAULT_TAG}"
 
 
+_STR_FIELDS = ("Id", "Created", "Author", "Architecture", "Os", "Variant")
+
+
+def inspect_problem(attrs: object) -> str:
+    """What is wrong with the shape of a ``docker image inspect`` answer ("" when nothing): the
+    daemon is not trusted to send the types :func:`config_from_inspect` reads."""
+    if not isinstance(attrs, dict):
+        return "not a JSON object"
+    for key in _STR_FIELDS:
+        if attrs.get(key) is not None and not isinstance(attrs[key], str):
+            return f"{key} is not a string"
+    if not refs.valid_digest(str(attrs.get("Id") or "")):
+        return "Id is not a sha256 digest"
+    for key in ("RepoTags", "RepoDigests"):
+        value = attrs.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return f"{key} is not a list of strings"
+    container = attrs.get("Config")
+    if container is not None and not isinstance(container, dict):
+        return "Config is not an object"
+    rootfs = attrs.get("RootFS")
+    if rootfs is not None and not isinstance(rootfs, dict):
+        return "RootFS is not an object"
+    layers = (rootfs or {}).get("Layers")
+    if layers is not None and not (isinstance(layers, list) and all(isinstance(v, str) and refs.valid_digest(v)
+                                                                    for v in layers)):
+        return "RootFS.Layers is not a list of digests"
+    try:
+        config_from_inspect(attrs)
+    except ImageError as exc:
+        return str(exc)
+    return ""
+
+
 def config_from_inspect(attrs: Mapping[str, Any]) -> m.ImageConfig:
     """An image config rebuilt from ``docker image inspect`` output."""
     container = attrs.get("Config") or {}
@@ -85,7 +127,10 @@ def config_from_inspect(attrs: Mapping[str, Any]) -> m.ImageConfig:
         "config": {k: container[k] for k in _CONTAINER_KEYS if container.get(k) not in (None, "", [], {})},
         "rootfs": {"type": "layers", "diff_ids": list((attrs.get("RootFS") or {}).get("Layers") or [])},
     }
-    return m.ImageConfig.model_validate({k: v for k, v in data.items() if v is not None})
+    try:
+        return m.ImageConfig.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValidationError as exc:
+        raise ImageError(f"its config is not valid: {clean(m.validation_text(exc))}") from None
 
 
 class DaemonStore:
@@ -153,6 +198,10 @@ class DaemonStore:
             raise ImageError(f"cannot connect to the Docker daemon at {self.host}: {_short(exc)}") from None
         except OSError as exc:
             raise ImageError(f"cannot connect to the Docker daemon at {self.host}: {exc}") from None
+        problem = inspect_problem(result)
+        if problem:
+            raise ImageError(f"the Docker daemon at {self.host} answered the inspect of {clean(name)} with an "
+                             f"unexpected shape: {problem}")
         return result
 
     def describe(self, reference: str) -> str:
@@ -162,6 +211,34 @@ class DaemonStore:
     def where(self, reference: str) -> str:
         """The reference as given."""
         return reference
+
+    def exists(self, reference: str) -> bool:
+        """Whether the daemon has ``reference``."""
+        return self.find(reference) is not None
+
+    def where_missing(self, reference: str) -> str:
+        """``in the Docker daemon: <name looked up>``."""
+        return f"in the Docker daemon: {self.describe(reference)}"
+
+    def names_image(self, name: str, location: str, *, first_found: bool = False) -> bool | None:
+        """The daemon has no locations apart from names."""
+        return None
+
+    @contextlib.contextmanager
+    def staging(self, reference: str, parent: Path | None = None) -> Iterator[Staging]:
+        """A temporary sparse layout: run-image layers the daemon holds stay out of it."""
+        with temporary_staging(parent, ".export-") as staging:
+            yield staging
+
+    def save(self, staging: Staging, draft: Draft, names: Sequence[str], announce: Announce) -> Saved:
+        """Load the image into the daemon under each name; the result carries its image ID."""
+        written = draft.write(staging.layout)
+        staging.layout.set_tag(written.manifest, STAGING_TAG)
+        image_id = ""
+        for name in names:
+            announce(name)
+            image_id = self.load_layout_image(staging.layout.path, STAGING_TAG, name)
+        return Saved(written.manifest.digest, written.manifest.size, list(names), image_id=image_id)
 
     def load_layout_image(self, layout_dir: Path, tag_in_layout: str, reference: str) -> str:
         """Load the image tagged ``tag_in_layout`` in ``layout_dir`` into the daemon as
@@ -188,11 +265,12 @@ class DaemonStore:
         image_id = archive.config_desc.digest
         attrs = self.inspect(image_id)
         if attrs is None:
-            raise ImageError(f"the Docker daemon did not keep image {image_id} ({'; '.join(messages)})")
+            raise ImageError(f"the Docker daemon did not keep image {image_id} ({clean('; '.join(messages))})")
         return str(attrs.get("Id") or image_id)
 
     @staticmethod
     def _load_error(archive: DockerArchive, text: str) -> str:
+        text = clean(text)
         if archive.missing:
             return (f"loading into the Docker daemon failed: {text}; the archive leaves out layers "
                     f"{', '.join(sorted(archive.missing))} because the daemon was expected to hold their layer "
@@ -202,7 +280,7 @@ class DaemonStore:
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return clean(text[0]) if text else type(exc).__name__
 
 
 class DockerArchive:

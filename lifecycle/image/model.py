@@ -147,7 +147,7 @@ def parse_blob(model: type[Any], data: bytes, what: str) -> Any:
     """JSON bytes -> ``model``; malformed input is an :class:`ImageError` naming ``what``."""
     try:
         raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ImageError(f"{what} is not valid JSON") from None
     try:
         return model.model_validate(raw)

@@ -10,11 +10,12 @@ its public names are re-exported here for existing callers.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -25,15 +26,22 @@ from lifecycle.image.auth import Keychain, normalize_registry
 from lifecycle.image.layout import Layout, host_platform
 from lifecycle.image.registry_client import (
     ATTEMPTS,
+    Limits,
     RegistryClient,
     RegistryError,
     insecure_set,
     parse_challenge,
     sha256_digest,
 )
+from lifecycle.image.store import STAGING_TAG, Announce, Saved, Staging, temporary_staging
+from lifecycle.image.untrusted import clean
+
+if TYPE_CHECKING:
+    from lifecycle.image.draft import Draft
 
 __all__ = [
     "ATTEMPTS",
+    "Limits",
     "RegistryClient",
     "RegistryError",
     "RegistryImage",
@@ -96,7 +104,7 @@ def _pick_platform(index: m.Index, where: str) -> m.Descriptor:
     if not matching and len(descs) == 1 and descs[0].platform is None:
         matching = descs
     if not matching:
-        found = ", ".join(f"{d.platform.os}/{d.platform.architecture}" for d in descs if d.platform)
+        found = clean(", ".join(f"{d.platform.os}/{d.platform.architecture}" for d in descs if d.platform))
         raise ImageError(f"no manifest for platform {want.os}/{want.architecture} in {where}"
                          + (f" (found: {found})" if found else ""))
     return matching[0]
@@ -108,9 +116,10 @@ class RegistryStore:
     kind = "registry"
 
     def __init__(self, *, insecure_registries: Sequence[str] = (), keychain: Keychain | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, limits: Limits | None = None) -> None:
         self.insecure = insecure_set(insecure_registries)
         self.keychain = keychain or Keychain()
+        self.limits = limits or Limits()
         self._transport = transport
         self._clients: dict[str, RegistryClient] = {}
 
@@ -119,7 +128,8 @@ class RegistryStore:
         key = normalize_registry(registry)
         if key not in self._clients:
             self._clients[key] = RegistryClient(registry, insecure=key in self.insecure,
-                                                keychain=self.keychain, transport=self._transport)
+                                                keychain=self.keychain, transport=self._transport,
+                                                limits=self.limits)
         return self._clients[key]
 
     def close(self) -> None:
@@ -165,7 +175,7 @@ class RegistryStore:
             media = str(raw.get("mediaType") or media)
         digest = sha256_digest(data)
         if media and media not in m.MANIFEST_TYPES:
-            raise ImageError(f"{reference}: unsupported manifest media type {media}")
+            raise ImageError(f"{reference}: unsupported manifest media type {clean(media, 200)}")
         manifest: m.Manifest = _parse_model(m.Manifest, data, f"manifest {ref.name}@{digest}")
         config_bytes = client.get_blob(ref.repository, manifest.config.digest)
         config: m.ImageConfig = _parse_model(m.ImageConfig, config_bytes, f"config {manifest.config.digest}")
@@ -187,6 +197,36 @@ class RegistryStore:
     def where(self, reference: str) -> str:
         """The reference as given (upstream logs the name as given)."""
         return reference
+
+    def exists(self, reference: str) -> bool:
+        """Whether the registry has ``reference``."""
+        return self.find(reference) is not None
+
+    def where_missing(self, reference: str) -> str:
+        """``in the registry: <reference>``."""
+        return f"in the registry: {self.describe(reference)}"
+
+    def names_image(self, name: str, location: str, *, first_found: bool = False) -> bool | None:
+        """Registries have no locations apart from names."""
+        return None
+
+    @contextlib.contextmanager
+    def staging(self, reference: str, parent: Path | None = None) -> Iterator[Staging]:
+        """A temporary sparse layout: base and reused layers stay in the registry."""
+        with temporary_staging(parent, ".export-") as staging:
+            yield staging
+
+    def save(self, staging: Staging, draft: Draft, names: Sequence[str], announce: Announce) -> Saved:
+        """Push the image under each name: blobs the repository has are skipped, the draft's
+        source images' are mounted, the rest uploaded from the staging layout."""
+        written = draft.write(staging.layout)
+        staging.layout.set_tag(written.manifest, STAGING_TAG)
+        sources = [str(image.path) for image in draft.sources]
+        for name in names:
+            announce(name)
+            self.push_layout_image(staging.layout.path, STAGING_TAG, name, mount_from=sources)
+        digest = written.manifest.digest
+        return Saved(digest, written.manifest.size, list(names), registry_digest=digest)
 
     def push_layout_image(self, layout_dir: Path, tag_in_layout: str, reference: str, *,
                           mount_from: Sequence[str] = ()) -> str:

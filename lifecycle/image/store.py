@@ -1,5 +1,11 @@
 """Image stores: where phases find and put images (OCI layouts, a registry, a Docker daemon).
 
+Writing is the store's too: a phase assembles an image (a :class:`~lifecycle.image.draft.Draft`)
+in the layout :meth:`~ImageStore.staging` hands out, then :meth:`~ImageStore.save` puts it under
+its names. A layout store stages in the output's own directory and tags it (and copies it to each
+other name); a registry store stages in a temporary layout and pushes it (mounting what the
+registry has elsewhere); a daemon store stages in a temporary layout and loads it.
+
 A store's ``find(reference)`` returns a :class:`StoredImage` (a layout
 :class:`~lifecycle.image.layout.Image`, a :class:`~lifecycle.image.registry.RegistryImage` or a
 :class:`~lifecycle.image.daemon.DaemonImage`) or None when the image does not exist; malformed
@@ -10,20 +16,26 @@ chosen (so ``-oci`` never imports ``docker`` or ``httpx``).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from lifecycle.errors import ImageError, InputError
 from lifecycle.image import model as m
 from lifecycle.image.layout import Image, Layout
-from lifecycle.image.resolver import Location, Resolver
+from lifecycle.image.resolver import Location, Resolver, split_identifier
 
 if TYPE_CHECKING:
     from lifecycle.image.auth import Keychain
     from lifecycle.image.daemon import DaemonStore
+    from lifecycle.image.draft import Draft
     from lifecycle.image.registry import RegistryStore
+
+STAGING_TAG = "export"
+Announce = Callable[[str], None]
 
 
 class StoredImage(Protocol):
@@ -60,13 +72,38 @@ class StoredImage(Protocol):
         ...
 
 
+class Staging:
+    """The layout an image is assembled in before its store saves it."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    def blob_added(self, desc: m.Descriptor) -> None:
+        """A layer blob is complete in the layout (a registry store may start uploading it)."""
+
+
+@dataclass
+class Saved:
+    """What a store saved: the manifest, where it is now, and the image ID (daemons)."""
+
+    digest: str
+    manifest_size: int
+    names: list[str]  # layout paths, or the references pushed / loaded
+    image_id: str = ""
+    registry_digest: str = ""  # the digest the image has in a registry (upstream prints it)
+
+
 class ImageStore(Protocol):
-    """What phases need to read images."""
+    """What phases need to read and save images."""
 
     kind: str
 
     def find(self, reference: str) -> StoredImage | None:
         """The image, or None when it does not exist."""
+        ...
+
+    def exists(self, reference: str) -> bool:
+        """Whether ``reference`` names an image (cheaply where the store can)."""
         ...
 
     def describe(self, reference: str) -> str:
@@ -75,6 +112,25 @@ class ImageStore(Protocol):
 
     def where(self, reference: str) -> str:
         """The one place ``reference`` would be (for info lines)."""
+        ...
+
+    def where_missing(self, reference: str) -> str:
+        """``at path: …``, ``in the registry: …`` or ``in the Docker daemon: …`` (not-found messages)."""
+        ...
+
+    def names_image(self, name: str, location: str, *, first_found: bool = False) -> bool | None:
+        """Whether ``name`` resolves to the image at ``location`` (a layout path or a recorded
+        ``<path>@<digest>``; with ``first_found``, only where ``find`` would look first); None when
+        the store has no locations apart from names (compare the names instead)."""
+        ...
+
+    def staging(self, reference: str, parent: Path | None = None) -> contextlib.AbstractContextManager[Staging]:
+        """Where to assemble the image to be saved as ``reference`` (temporary ones under ``parent``)."""
+        ...
+
+    def save(self, staging: Staging, draft: Draft, names: Sequence[str], announce: Announce) -> Saved:
+        """Write ``draft`` into ``staging`` and save it under each of ``names`` (calling ``announce``
+        with where before each)."""
         ...
 
 
@@ -106,6 +162,10 @@ class LayoutStore:
         except ImageError as exc:
             raise ImageError(f"invalid image layout at {loc.path}: {exc}") from None
 
+    def exists(self, reference: str) -> bool:
+        """Whether a candidate directory holds a layout (nothing is loaded)."""
+        return self.resolver.locate(reference) is not None
+
     def describe(self, reference: str) -> str:
         """The first candidate path, then the others tried."""
         tried = self.resolver.tried(reference)
@@ -115,20 +175,76 @@ class LayoutStore:
         """The canonical path of ``reference``."""
         return str(self.resolver.canonical(reference).path)
 
+    def where_missing(self, reference: str) -> str:
+        """``at path: <paths tried>``."""
+        return f"at path: {self.describe(reference)}"
+
+    def names_image(self, name: str, location: str, *, first_found: bool = False) -> bool | None:
+        """Whether one of ``name``'s candidate directories (with ``first_found``: the one it is
+        found in) is the layout at ``location``."""
+        target = split_identifier(location)[0]
+        if first_found:
+            found = self.resolver.locate(name)
+            return found is not None and str(found.path) == target
+        return any(loc.path == Path(target) for loc in self.resolver.candidates(name))
+
     def output_path(self, reference: str) -> Path:
-        """Where the exporter writes ``reference`` (always the canonical path)."""
+        """Where ``reference`` is written (always the canonical path)."""
         return self.resolver.canonical(reference).path
+
+    @contextlib.contextmanager
+    def staging(self, reference: str, parent: Path | None = None) -> Iterator[Staging]:
+        """The output's own directory: blobs land where they stay; ``index.json`` changes last."""
+        yield Staging(Layout(self.output_path(reference)))
+
+    def save(self, staging: Staging, draft: Draft, names: Sequence[str], announce: Announce) -> Saved:
+        """Tag the image in the staging layout under the first name, then copy it (hard links) to
+        each other name's directory and tag it there."""
+        from lifecycle.image.parts import ref_name
+
+        out = staging.layout
+        written = draft.write(out)
+        announce(str(out.path))
+        out.set_tag(written.manifest, ref_name(names[0]))
+        paths = [str(out.path)]
+        for extra in names[1:]:
+            path = self.output_path(extra)
+            copy = Layout(path)
+            copy.init()
+            for desc in [*draft.layers, written.config, written.manifest]:
+                copy.add_blob_from(out.blob_path(desc.digest), desc)
+            announce(str(path))
+            copy.set_tag(written.manifest, ref_name(extra))
+            paths.append(str(path))
+        return Saved(written.manifest.digest, written.manifest.size, paths)
+
+
+@contextlib.contextmanager
+def temporary_staging(parent: Path | None, prefix: str) -> Iterator[Staging]:
+    """A staging layout in a new temporary directory (removed afterwards)."""
+    import shutil
+    import tempfile
+
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield Staging(Layout(path))
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Sequence[str] = (),
-               environ: Mapping[str, str] | None = None,
-               keychain: Keychain | None = None) -> LayoutStore | RegistryStore | DaemonStore:
+               environ: Mapping[str, str] | None = None, keychain: Keychain | None = None,
+               registry_timeout: int = 30, registry_deadline: int = 300
+               ) -> LayoutStore | RegistryStore | DaemonStore:
     """Pick exactly one store, as upstream's ``image.NewHandler`` does (decisions D1, D6).
 
     ``-oci``: layouts under ``oci_dir``; ``-daemon``: the Docker daemon at ``DOCKER_HOST``;
     neither: registries (HTTPS, except ``insecure_registries`` over HTTP; credentials from
     ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``, unless ``keychain`` is given:
-    the CLI reads it as root before dropping privileges). Both: exit 3.
+    the CLI reads it as root before dropping privileges; ``registry_timeout`` and
+    ``registry_deadline`` seconds bound every registry operation). Both: exit 3.
     """
     env = dict(environ if environ is not None else {})
     if oci and daemon:
@@ -138,12 +254,31 @@ def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Se
 
         return DaemonStore(env.get("DOCKER_HOST", ""))
     if not oci:
-        from lifecycle.image import auth
-        from lifecycle.image.registry import RegistryStore
+        return registry_store(insecure_registries, env, keychain, registry_timeout=registry_timeout,
+                              registry_deadline=registry_deadline)
+    return layout_store(oci_dir)
 
-        return RegistryStore(insecure_registries=insecure_registries,
-                             keychain=keychain or auth.Keychain.from_environ(env))
+
+def layout_store(oci_dir: str) -> LayoutStore:
+    """Layouts under ``oci_dir`` (``-oci``); an empty ``oci_dir`` is an input error."""
     if not oci_dir:
         raise InputError("defining a layout directory is required when OCI feature is enabled. Use "
                          "-oci-dir flag or CNB_OCI_PATH environment variable")
     return LayoutStore(Path(oci_dir))
+
+
+def registry_store(insecure_registries: Sequence[str] = (), environ: Mapping[str, str] | None = None,
+                   keychain: Keychain | None = None, *, registry_timeout: int = 30,
+                   registry_deadline: int = 300) -> RegistryStore:
+    """Registries (imports ``httpx`` only now): HTTPS except ``insecure_registries``; credentials
+    from ``keychain``, else from ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``;
+    every operation bounded by ``registry_timeout`` (idle) and ``registry_deadline`` seconds."""
+    from lifecycle.image import auth
+    from lifecycle.image.registry import Limits, RegistryStore
+
+    for name, value in (("CNB_REGISTRY_TIMEOUT", registry_timeout), ("CNB_REGISTRY_DEADLINE", registry_deadline)):
+        if value < 1:
+            raise InputError(f"{name} must be a whole number of seconds, at least 1 (got {value})")
+    return RegistryStore(insecure_registries=insecure_registries,
+                         keychain=keychain or auth.Keychain.from_environ(dict(environ or {})),
+                         limits=Limits(idle=float(registry_timeout), deadline=float(registry_deadline)))

@@ -54,9 +54,7 @@ def previous_metadata(image: Image) -> dict[str, Any]:
 
 def run_image_missing(store: ImageStore, reference: str) -> str:
     """D6's message: layouts name the paths tried; registries and daemons the reference."""
-    where = "at path: " if store.kind == "layout" else "in the registry: " if store.kind == "registry" \
-        else "in the Docker daemon: "
-    return f"the run-image could not be found {where}{store.describe(reference)}"
+    return f"the run-image could not be found {store.where_missing(reference)}"
 
 
 def analyze(inputs: AnalyzeInputs, store: ImageStore, logger: Any) -> Analyzed:

@@ -10,6 +10,7 @@ from typing import Any
 
 from lifecycle.files import metadata as metadata_file
 from lifecycle.files import run as run_toml
+from lifecycle.image.draft import Draft, Part
 from lifecycle.image.store import StoredImage
 
 LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
@@ -20,27 +21,28 @@ LAUNCHER_PATH = "/cnb/lifecycle/launcher"
 PROCESS_DIR = "/cnb/process"
 
 
-def image_config(run_image: StoredImage, *, new_layers: Sequence[tuple[str, str]], entrypoint: str,
-                 env: dict[str, str], working_dir: str, created: str, labels: dict[str, str]) -> dict[str, Any]:
-    """The config JSON: ``new_layers`` are (diffID, created_by) on top of the run image's layers;
-    ``env`` is set (``PATH`` gets ``/cnb/process`` and ``/cnb/lifecycle`` in front); ``labels`` are
-    added to the run image's."""
-    config = run_image.config.dump()
-    config.pop("container", None)
-    config["created"] = created
-    rows = run_history(run_image, created)
-    rows += [{"created": created, "created_by": created_by} for _, created_by in new_layers]
-    config["history"] = rows
-    config["rootfs"] = {"type": "layers", "diff_ids": [*run_image.diff_ids, *(d for d, _ in new_layers)]}
-    cfg = config.setdefault("config", {})
-    lines = set_env(cfg.get("Env") or [], env)
-    lines = set_env(lines, {"PATH": f"{PROCESS_DIR}:/cnb/lifecycle:{env_value(lines, 'PATH') or ''}"})
-    cfg["Env"] = lines
-    cfg["WorkingDir"] = working_dir
-    cfg["Entrypoint"] = [f"{PROCESS_DIR}/{entrypoint}"] if entrypoint else [LAUNCHER_PATH]
-    cfg.pop("Cmd", None)
-    cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
-    return config
+def app_draft(run_image: StoredImage, *, layers: Sequence[tuple[Part, str]], entrypoint: str,
+              env: dict[str, str], working_dir: str, created: str, labels: dict[str, str]) -> Draft:
+    """The app image: ``layers`` are (layer, created_by) on top of the run image's layers; ``env``
+    is set (``PATH`` gets ``/cnb/process`` and ``/cnb/lifecycle`` in front); ``labels`` are added
+    to the run image's."""
+    base = run_image.config.dump()
+    base.pop("container", None)
+    base["created"] = created
+    draft = Draft.on(run_image, config=base, history=run_history(run_image, created))
+    draft = draft.append(*((part, {"created": created, "created_by": created_by}) for part, created_by in layers))
+
+    def launch_settings(config: dict[str, Any]) -> None:
+        cfg = config.setdefault("config", {})
+        lines = set_env(cfg.get("Env") or [], env)
+        lines = set_env(lines, {"PATH": f"{PROCESS_DIR}:/cnb/lifecycle:{env_value(lines, 'PATH') or ''}"})
+        cfg["Env"] = lines
+        cfg["WorkingDir"] = working_dir
+        cfg["Entrypoint"] = [f"{PROCESS_DIR}/{entrypoint}"] if entrypoint else [LAUNCHER_PATH]
+        cfg.pop("Cmd", None)
+        cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
+
+    return draft.edit(launch_settings)
 
 
 def run_history(run_image: StoredImage, created: str | None) -> list[dict[str, Any]]:

@@ -18,27 +18,20 @@ refused unless ``force``; apps built for Platform API < 0.12 need the same stack
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lifecycle.api import ApiVersion
 from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
 from lifecycle.image import model as m
 from lifecycle.image import ref as refs
-from lifecycle.image.layout import Layout
-from lifecycle.image.parts import link_blob, oci_layer, ref_name
-from lifecycle.image.store import LayoutStore, StoredImage
+from lifecycle.image.draft import Draft, Part
+from lifecycle.image.parts import oci_layer, ref_name
+from lifecycle.image.store import ImageStore, StoredImage
 from lifecycle.phases import export_config as cfg
-from lifecycle.phases.analyzer import run_image_missing
-from lifecycle.phases.exporter import STAGING_TAG, ExportResult
+from lifecycle.phases.save import ExportResult, save_image
 
-if TYPE_CHECKING:
-    from lifecycle.image.registry import RegistryStore
-
-    Store = LayoutStore | RegistryStore
+Store = ImageStore
 
 REBASABLE_LABEL = "io.buildpacks.rebasable"
 STACK_ID_LABEL = "io.buildpacks.stack.id"
@@ -110,9 +103,8 @@ class _Rebaser:
         except ImageError as exc:
             raise _app_fail(f"failed to access image to rebase: {exc}") from None
         if app is None:
-            where = "at path" if self.store.kind == "layout" else "in the registry"
-            raise _app_fail(f"failed to access image to rebase: image not found {where}: "
-                            f"{self.store.describe(reference)}")
+            raise _app_fail(f"failed to access image to rebase: image not found "
+                            f"{self.store.where_missing(reference)}")
         raw = app.config.labels.get(cfg.LIFECYCLE_LABEL)
         if not raw:
             return app, {}
@@ -143,9 +135,7 @@ class _Rebaser:
 
     def _exists(self, reference: str) -> bool:
         try:
-            if isinstance(self.store, LayoutStore):
-                return self.store.resolver.locate(reference) is not None
-            return self.store.find(reference) is not None
+            return self.store.exists(reference)
         except LifecycleError:
             return False
 
@@ -155,7 +145,7 @@ class _Rebaser:
         except ImageError as exc:
             raise LifecycleError(f"failed to access run image: {exc}", ExitCode.REBASE) from None
         if image is None:
-            raise InputError(run_image_missing(self.store, reference))
+            raise InputError(f"the run-image could not be found {self.store.where_missing(reference)}")
         return image
 
     # ---- checks ---------------------------------------------------------------------------
@@ -208,89 +198,27 @@ class _Rebaser:
         """Whether the run image metadata names the new run image (digests ignored): for layouts,
         whether a recorded name resolves to the new run image's directory."""
         names = [*_run_image_names(label.get("runImage")), *_run_image_names(_get(label, "stack", "runImage"))]
-        if isinstance(self.store, LayoutStore):
-            target = Path(str(new_base.path))
-            for name in names:
-                try:
-                    if any(loc.path == target for loc in self.store.resolver.candidates(name)):
-                        return True
-                except LifecycleError:
-                    continue
+        for name in names:
+            try:
+                if self.store.names_image(name, str(new_base.path)):
+                    return True
+            except LifecycleError:
+                continue
         wanted = _plain_name(run_ref)
         return any(_plain_name(n) == wanted for n in names)
 
     # ---- save -----------------------------------------------------------------------------
     def _save(self, app: StoredImage, new_base: StoredImage, config: dict[str, Any],
               base_layers: list[m.Descriptor], app_layers: list[m.Descriptor]) -> ExportResult:
+        """Only a new config and manifest: every layer blob is linked (layouts) or mounted (registries)."""
         inputs = self.inputs
-        layers = [oci_layer(d) for d in [*base_layers, *app_layers]]
-        staging: Path | None = None
-        if isinstance(self.store, LayoutStore):
-            out = Layout(self.store.output_path(inputs.output_image))
-        else:
-            staging = Path(tempfile.mkdtemp(prefix=".rebase-"))
-            out = Layout(staging)
-        try:
-            out.init()
-            for desc in base_layers:
-                link_blob(new_base, desc, out)
-            for desc in app_layers:
-                link_blob(app, desc, out)
-            config_desc = out.put_blob(m.canonical_json(config), m.OCI_CONFIG)
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": m.OCI_MANIFEST,
-                "config": config_desc.dump(),
-                "layers": [d.dump() for d in layers],
-                "annotations": {m.REF_NAME: ref_name(inputs.output_image)},
-            }
-            manifest_desc = out.put_blob(m.canonical_json(manifest), m.OCI_MANIFEST)
-            if staging is not None:
-                out.set_tag(manifest_desc, STAGING_TAG)
-                names = self._publish(out, app, new_base)
-                paths = names
-            else:
-                paths = self._write_layouts(out, manifest_desc, config_desc, layers)
-        finally:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
-        self.log.info(f"*** Images ({manifest_desc.digest}):")
-        for saved in paths:
-            self.log.info(f"      {saved}")
-        if staging is not None:
-            self.log.info(f"*** Digest: {manifest_desc.digest}")
-        self.log.info(f"*** Manifest Size: {manifest_desc.size}")
-        return ExportResult(manifest_desc.digest, manifest_desc.size, paths)
-
-    def _write_layouts(self, out: Layout, manifest_desc: m.Descriptor, config_desc: m.Descriptor,
-                       layers: list[m.Descriptor]) -> list[str]:
-        assert isinstance(self.store, LayoutStore)
-        self.log.info(f"Saving {out.path}...")
-        out.set_tag(manifest_desc, ref_name(self.inputs.output_image))
-        paths = [str(out.path)]
-        for extra in self.inputs.tags:
-            path = self.store.output_path(extra)
-            copy = Layout(path)
-            copy.init()
-            for desc in [*layers, config_desc, manifest_desc]:
-                copy.add_blob_from(out.blob_path(desc.digest), desc)
-            self.log.info(f"Saving {path}...")
-            copy.set_tag(manifest_desc, ref_name(extra))
-            paths.append(str(path))
-        return paths
-
-    def _publish(self, staging: Layout, app: StoredImage, new_base: StoredImage) -> list[str]:
-        """Push the staged config and manifest under the output name and each tag; layer blobs
-        are found in the target repository or mounted from the app's and run image's."""
-        from lifecycle.image.registry import RegistryStore
-
-        assert isinstance(self.store, RegistryStore)
-        names = [self.inputs.output_image, *self.inputs.tags]
-        sources = [str(new_base.path), str(app.path)]
-        for name in names:
-            self.log.info(f"Saving {name}...")
-            self.store.push_layout_image(staging.path, STAGING_TAG, name, mount_from=sources)
-        return names
+        base_count = len(app.diff_ids) - len(app_layers)
+        parts = [*(Part(oci_layer(d), diff, new_base) for d, diff in zip(base_layers, new_base.diff_ids, strict=True)),
+                 *(Part(oci_layer(d), diff, app) for d, diff in zip(app_layers, app.diff_ids[base_count:],
+                                                                   strict=True))]
+        draft = Draft(config=config, parts=tuple(parts), annotations={m.REF_NAME: ref_name(inputs.output_image)})
+        with self.store.staging(inputs.output_image) as staging:
+            return save_image(self.store, staging, draft, [inputs.output_image, *inputs.tags], self.log)
 
 
 # ---- pure helpers ---------------------------------------------------------------------------

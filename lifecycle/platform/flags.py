@@ -96,6 +96,10 @@ ENV_ONLY: dict[str, Flag] = {
         _f("exec-env", "str", "execution environment", ("CNB_EXEC_ENV",), "production"),
         _f("source-date-epoch", "str", "created time of the app image (seconds)", ("SOURCE_DATE_EPOCH",), ""),
         _f("registry-auth", "str", "JSON map of registry to Authorization header", ("CNB_REGISTRY_AUTH",), ""),
+        _f("registry-timeout", "int", "seconds a registry may stay silent (connecting, or between bytes) before "
+           "a request fails", ("CNB_REGISTRY_TIMEOUT",), 30),
+        _f("registry-deadline", "int", "seconds one registry operation may take, retries included (a manifest, "
+           "config or token; a blob gets 1 s more per MiB)", ("CNB_REGISTRY_DEADLINE",), 300),
         _f("experimental-mode", "str", "quiet, warn or error", ("CNB_EXPERIMENTAL_MODE",), "error"),
         _f("docker-host", "str", "Docker daemon address", ("DOCKER_HOST",), ""),
         _f("docker-config", "str", "Docker config directory", ("DOCKER_CONFIG",), ""),

@@ -218,7 +218,7 @@ def test_opening(registry: Registry, tmp_path: Path) -> None:
     with pytest.raises(CacheError, match="not supported with -daemon"):
         from_settings(daemon, Recorder())
     with pytest.raises(CacheError, match="needs an image store"):
-        open_cache(cache_dir=str(tmp_path), cache_image="my/cache", store=None, logger=Recorder())
+        open_cache(cache_dir=str(tmp_path), cache_image="my/cache", image_cache=None, logger=Recorder())
 
 
 # ---- the creator ----------------------------------------------------------------------------------

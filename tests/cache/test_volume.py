@@ -147,11 +147,11 @@ def test_null_slices_from_go(tmp_path: Path) -> None:
 
 
 def test_open_cache_picks_image_over_dir(tmp_path: Path) -> None:
-    assert open_cache(cache_dir=None, cache_image=None, store=None, logger=Recorder()) is None
-    assert isinstance(open_cache(cache_dir=str(tmp_path), cache_image="", store=None, logger=Recorder()),
+    assert open_cache(cache_dir=None, cache_image=None, image_cache=None, logger=Recorder()) is None
+    assert isinstance(open_cache(cache_dir=str(tmp_path), cache_image="", image_cache=None, logger=Recorder()),
                       VolumeCache)
     with pytest.raises(CacheError, match="needs an image store"):
-        open_cache(cache_dir=str(tmp_path), cache_image="my/cache", store=None, logger=Recorder())
+        open_cache(cache_dir=str(tmp_path), cache_image="my/cache", image_cache=None, logger=Recorder())
 
 
 def test_failed_second_rename_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

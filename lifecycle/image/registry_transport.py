@@ -1,0 +1,274 @@
+"""The transport under :class:`~lifecycle.image.registry_client.RegistryClient`: retries, time
+limits and bounded reads, so the client itself only speaks the distribution API.
+
+- :class:`RetryTransport` wraps an httpx transport: connection errors, timeouts, ``429`` and
+  ``5xx`` are retried with backoff (:data:`ATTEMPTS` attempts in all) when the request body can be
+  sent again and the operation's deadline leaves time for it; anything else is returned at once.
+- Time limits (:class:`Limits`): an *idle timeout* bounds every wait for the registry (connect,
+  each read, each write), and an *overall deadline* bounds one operation (reading a manifest, a
+  config or a token, or transferring one blob, retries included). Each request carries its
+  operation's :class:`Deadline` in ``request.extensions``; the per-attempt socket timeouts are the
+  idle timeout or what is left of the deadline, whichever is shorter, and readers check the
+  deadline between chunks, so a registry trickling one byte at a time is cut off too.
+- :func:`read_capped` reads an answer with a size cap while streaming (after any
+  ``Content-Encoding`` is undone, with a bounded inflater), never the whole body first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+import httpx
+
+from lifecycle.errors import ImageError
+from lifecycle.image.untrusted import clean, clean_url
+
+ATTEMPTS = 3
+BACKOFF = (0.2, 0.8, 2.0)
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+CHUNK = 1 << 20
+DEADLINE_KEY = "cnb.deadline"
+# A blob transfer may take the deadline plus this many seconds per MiB (at least 1 MiB/s on average).
+SECONDS_PER_MIB = 1.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Time limits for registry traffic, in seconds (``CNB_REGISTRY_TIMEOUT``,
+    ``CNB_REGISTRY_DEADLINE``)."""
+
+    idle: float = 30.0
+    deadline: float = 300.0
+
+    def operation(self, size: int = 0) -> Deadline:
+        """The deadline of an operation starting now; ``size`` bytes of blob extend it."""
+        extra = size / (1 << 20) * SECONDS_PER_MIB if size > 0 else 0.0
+        return Deadline(time.monotonic() + self.deadline + extra, self)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When an operation must be done (``time.monotonic()`` seconds)."""
+
+    at: float
+    limits: Limits
+
+    def remaining(self) -> float:
+        """Seconds left (may be negative)."""
+        return self.at - time.monotonic()
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.remaining() <= 0
+
+    def timeout(self) -> dict[str, float]:
+        """httpx per-request timeouts: the idle timeout, or less when the deadline is nearer."""
+        wait = max(0.05, min(self.limits.idle, self.remaining()))
+        return {"connect": wait, "read": wait, "write": wait, "pool": wait}
+
+
+class RegistryError(ImageError):
+    """A registry request failed (after retries); ``status`` and ``codes`` are the registry's answer."""
+
+    def __init__(self, message: str, status: int = 0, codes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.codes = codes
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """The operation's overall deadline passed."""
+
+
+class AnswerTooLarge(Exception):
+    """An answer is larger than its cap (the message names what and the cap)."""
+
+
+def deadline_of(request: httpx.Request) -> Deadline | None:
+    """The deadline a request carries, if any."""
+    value = request.extensions.get(DEADLINE_KEY)
+    return value if isinstance(value, Deadline) else None
+
+
+class FileBody(httpx.SyncByteStream):
+    """A request body read from a file, reopened on every iteration so a retry (or an answered
+    ``401``) can send it again; raises when the file's size differs from ``size``."""
+
+    def __init__(self, opener: Callable[[], IO[bytes]], size: int) -> None:
+        self.opener = opener
+        self.size = size
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        with self.opener() as src:
+            while True:
+                chunk = src.read(CHUNK)
+                if not chunk:
+                    break
+                sent += len(chunk)
+                if sent > self.size:
+                    break
+                yield chunk
+        if sent != self.size:
+            raise ImageError(f"blob has {'more than ' if sent > self.size else ''}{sent} bytes, its descriptor "
+                             f"says {self.size}")
+
+
+def replayable(request: httpx.Request) -> bool:
+    """Whether the request's body can be sent again."""
+    return isinstance(request.stream, (httpx.ByteStream, FileBody))
+
+
+class RetryTransport(httpx.BaseTransport):
+    """Retries transient failures of the wrapped transport within the request's deadline."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.inner = inner
+        self.sleep = sleep
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``, retrying what may heal; the last answer or error is the result."""
+        deadline = deadline_of(request)
+        attempt = 0
+        while True:
+            attempt += 1
+            if deadline is not None:
+                if deadline.expired():
+                    raise DeadlineExceeded("deadline exceeded", request=request)
+                request.extensions["timeout"] = deadline.timeout()
+            try:
+                response = self.inner.handle_request(request)
+            except httpx.TransportError as exc:
+                if not self._again(attempt, request, deadline, _permanent(exc), None):
+                    if deadline is not None and deadline.expired() and isinstance(exc, httpx.TimeoutException):
+                        raise DeadlineExceeded("deadline exceeded", request=request) from None
+                    raise
+                continue
+            if response.status_code in RETRY_STATUS and \
+                    self._again(attempt, request, deadline, False, response.headers.get("Retry-After")):
+                response.close()
+                continue
+            response.extensions["cnb.attempts"] = attempt
+            return response
+
+    def _again(self, attempt: int, request: httpx.Request, deadline: Deadline | None, permanent: bool,
+               retry_after: str | None) -> bool:
+        if permanent or attempt >= ATTEMPTS or not replayable(request):
+            return False
+        delay = BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
+        if retry_after and retry_after.isdigit():
+            delay = min(float(retry_after), 10.0)
+        if deadline is not None and deadline.remaining() <= delay:
+            return False
+        self.sleep(delay)
+        return True
+
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self.inner.close()
+
+
+def _permanent(exc: httpx.TransportError) -> bool:
+    """TLS handshake failures and unknown host names do not heal by retrying."""
+    text = str(exc)
+    return "SSL" in text or "Name or service not known" in text or "nodename nor servname" in text
+
+
+class _Inflater:
+    """Undo ``Content-Encoding`` (gzip, deflate) chunk by chunk, never producing more than asked."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}[encoding]
+        self._z = zlib.decompressobj(wbits)
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """Inflate ``data``; at most ``room`` + 1 bytes come out (enough to know a cap is passed)."""
+        try:
+            out = self._z.decompress(data, room + 1)
+        except zlib.error:
+            raise httpx.DecodingError(f"invalid {self.encoding} content") from None
+        return out
+
+
+def raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The body as it came (no decoding), chunk by chunk; also for answers built already read
+    (``httpx.MockTransport``)."""
+    try:
+        data = response.content
+    except httpx.ResponseNotRead:
+        yield from response.iter_raw()  # as the bytes arrive: re-chunking would wait for CHUNK bytes
+        return
+    for start in range(0, len(data), CHUNK):
+        yield data[start:start + CHUNK]
+
+
+def read_capped(response: httpx.Response, cap: int, what: str, *, deadline: Deadline | None = None) -> bytes:
+    """The body of ``response``, at most ``cap`` bytes after decoding, read while streaming and
+    within ``deadline``; :class:`AnswerTooLarge` past the cap. Closes the response."""
+    try:
+        length = response.headers.get("Content-Length", "")
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            inflater = None
+        elif encoding in ("gzip", "x-gzip", "deflate"):
+            inflater = _Inflater(encoding)
+        else:
+            raise httpx.DecodingError(f"unsupported Content-Encoding {encoding[:40]!r}")
+        if inflater is None and length.isdigit() and int(length) > cap:
+            raise AnswerTooLarge(f"{what} is too large ({int(length)} bytes; the limit is {cap})")
+        parts: list[bytes] = []
+        size = 0
+        for raw in raw_chunks(response):
+            data = inflater.feed(raw, cap - size) if inflater is not None else raw
+            size += len(data)
+            if size > cap:
+                raise AnswerTooLarge(f"{what} is too large (over {cap} bytes)")
+            parts.append(data)
+            if deadline is not None and deadline.expired():
+                raise DeadlineExceeded("deadline exceeded")
+        return b"".join(parts)
+    finally:
+        response.close()
+
+
+def drain(response: httpx.Response, cap: int = 64 * 1024, deadline: Deadline | None = None) -> bytes:
+    """Up to ``cap`` bytes of an answer we only want for its error text; never raises."""
+    try:
+        return read_capped(response, cap, "answer", deadline=deadline)
+    except (httpx.HTTPError, AnswerTooLarge, OSError, ImageError):
+        return b""
+    finally:
+        response.close()
+
+
+def error_text(response: httpx.Response, deadline: Deadline | None = None) -> tuple[str, tuple[str, ...]]:
+    """``CODE: message`` from a distribution error body (read with a small cap, escaped), else the
+    status and its reason phrase. Closes the response."""
+    body = drain(response, deadline=deadline)
+    try:
+        data = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        data = None
+    errors = data.get("errors") if isinstance(data, dict) else None
+    parts: list[str] = []
+    codes: list[str] = []
+    if isinstance(errors, list):
+        for err in errors[:5]:
+            if isinstance(err, dict):
+                code = clean(err.get("code", ""), 60).upper()
+                codes.append(code)
+                parts.append(f"{code}: {clean(err.get('message', ''), 200)}".strip(": "))
+    if parts:
+        return "; ".join(parts), tuple(codes)
+    return f"{response.status_code} {clean(response.reason_phrase, 80)}".strip(), ()
+
+
+def shown(request: httpx.Request) -> str:
+    """``METHOD url`` for messages (no userinfo, no query)."""
+    return f"{request.method} {clean_url(request.url)}"
