@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install venv tools launcher test lint type demo bench image image-inputs clean
+.PHONY: install venv tools launcher test lint type demo bench image image-inputs frozen lifecycle-tarball clean
 
 # Everything the tests, the demo and the benchmark need, only what is missing (tests/tools/setup.sh):
 # the Debian packages (root), the pinned Go tools, .venv, the image-build inputs and the fresh-machine
@@ -37,15 +37,16 @@ test: install
 	$(VENV)/bin/pytest -n 2 -q
 
 lint: venv
-	$(VENV)/bin/ruff check lifecycle tests bench samples
+	$(VENV)/bin/ruff check lifecycle tests bench samples packaging
 	$(VENV)/bin/mypy
 
 demo: install
 	$(PY) samples/demo.py
 
-bench: install
+bench: install frozen
 	$(PY) bench/export.py
 	$(PY) bench/launch.py
+	$(PY) bench/startup.py
 	$(PY) bench/daemon.py
 
 # What the lifecycle image is built from (part of `make install`): dependency wheels into dist/wheels
@@ -55,14 +56,22 @@ bench: install
 image-inputs:
 	@tests/tools/setup.sh image-inputs
 
-# cnb-lifecycle:dev in the default daemon, offline from image-inputs: the package wheel is rebuilt
-# from the work tree, the base is lifecycle-base:bookworm imported from the cached tarball.
-# BASE_IMAGE=<image> builds on another base (any python3 3.11 with venv, e.g. python:3.11-slim).
-image: image-inputs launcher
-	tests/image_build/make_wheels.sh --package-only $(PY) dist/wheels
+# The phases frozen into one executable (build/frozen/lifecycle, PyInstaller from the `freeze` extras)
+# plus symlinks, and the tarball pack's `builder create` takes, with the launcher:
+# dist/lifecycle-<version>+linux.x86-64.tgz (spec/image.md).
+frozen: venv
+	packaging/freeze.sh $(PY) build/frozen
+
+lifecycle-tarball: frozen launcher
+	$(PY) packaging/dist.py tarball build/frozen $(LAUNCHER) dist
+
+# cnb-lifecycle:dev in the default daemon, offline: /cnb/lifecycle from the lifecycle tarball, the
+# labels pack reads, the base lifecycle-base:bookworm imported from the cached debootstrap tarball.
+# BASE_IMAGE=<image> builds on another base (any glibc 2.36+ image, e.g. debian:bookworm-slim).
+image: image-inputs lifecycle-tarball
 	$(if $(BASE_IMAGE),,tests/image_build/make_base.sh --import-only)
-	DOCKER_BUILDKIT=0 docker build --build-arg BASE_IMAGE=$(or $(BASE_IMAGE),lifecycle-base:bookworm) \
-		-t cnb-lifecycle:dev .
+	packaging/build_image.sh dist/lifecycle-$$($(PY) packaging/dist.py version)+linux.x86-64.tgz \
+		cnb-lifecycle:dev $(or $(BASE_IMAGE),lifecycle-base:bookworm)
 
 clean:
-	rm -rf $(VENV) demo-oci .pytest_cache build/launcher
+	rm -rf $(VENV) demo-oci .pytest_cache build

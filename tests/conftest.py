@@ -20,7 +20,7 @@ BUSYBOX_LAYER = "sha256:405fecb6a2fa4f29683f977e7e3b852bf6f8975a2aba647d234d2371
 BIN = Path(sys.executable).parent
 
 # Real services (docker-registry, dockerd) started by the tests themselves.
-pytest_plugins = ["tests.support.services"]
+pytest_plugins = ["tests.support.services", "tests.support.dist"]
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 

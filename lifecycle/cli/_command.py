@@ -69,6 +69,11 @@ def _flags_of(module: ModuleType) -> list[Flag]:
 def run_program(program: str, argv: Sequence[str], environ: Mapping[str, str]) -> int:
     """Run ``program`` (a phase name such as ``analyzer``) with ``argv``; return the exit code."""
     module = importlib.import_module(f"lifecycle.cli.{program}")
+    unsupported = getattr(module, "UNSUPPORTED", "")
+    if unsupported:
+        # A phase we do not implement: its flags are not ours to parse; say so in one line.
+        print(f"ERROR: {unsupported}")
+        return ExitCode.INVALID_ARGS
     flags = _flags_of(module)
     takes_value = {"version": False}
     for flag in flags:

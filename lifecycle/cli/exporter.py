@@ -25,16 +25,17 @@ def run(ctx: Context) -> None:
 
     from lifecycle import __version__
     from lifecycle.cache import CacheError, from_settings
-    from lifecycle.cli._inputs import export_inputs, store_for, write_report
     from lifecycle.errors import ExitCode, LifecycleError
     from lifecycle.files import group as group_file
     from lifecycle.phases.cache_export import export_cache
     from lifecycle.phases.exporter import export
+    from lifecycle.phases.save import write_report
     from lifecycle.phases.sbom import write_lifecycle_sboms
+    from lifecycle.platform.resolve import export_inputs, image_store
 
     s = ctx.settings
-    store = store_for(ctx)
-    inputs = export_inputs(ctx, store, output=ctx.args[0], tags=tuple(ctx.args[1:]))
+    store = image_store(s, ctx.keychain)
+    inputs = export_inputs(s, str(ctx.api), store, ctx.logger, output=ctx.args[0], tags=tuple(ctx.args[1:]))
     try:
         write_lifecycle_sboms(inputs.layers, __version__)
     except OSError as exc:
@@ -53,7 +54,7 @@ def run(ctx: Context) -> None:
         if s["parallel"]:
             ctx.logger.warning("Parallel export has been enabled, but it has not taken effect because no cache "
                                "has been specified.")
-        write_report(ctx, export(inputs, store, ctx.logger))
+        write_report(Path(s["report"]), export(inputs, store, ctx.logger))
         return
     group = group_file.read(Path(s["group"])).group if Path(s["group"]).exists() else []
 
@@ -71,4 +72,4 @@ def run(ctx: Context) -> None:
     else:
         result = export(inputs, store, ctx.logger)
         write_cache()
-    write_report(ctx, result)
+    write_report(Path(s["report"]), result)

@@ -15,6 +15,8 @@ PHASES = {
     "rebaser": "rebase",
     "creator": "create",
 }
+# Called by platforms, refused with one ERROR line (image extensions: lifecycle/cli/extender.py).
+REFUSED = ("extender",)
 VERBS = {verb: program for program, verb in PHASES.items()}
 
 
@@ -23,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     program = os.path.basename(argv[0]) if argv else "lifecycle"
     rest = argv[1:]
-    if program not in PHASES:
+    if program not in PHASES and program not in REFUSED:
         if not rest or rest[0] in ("-h", "-help", "--help"):
             print("Usage: lifecycle <phase> [flags] [args]\nPhases: " + ", ".join(VERBS))
             return _exit(0 if rest else 3)

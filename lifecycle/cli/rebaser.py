@@ -19,24 +19,21 @@ PRIVILEGES = Privileges(keychain=True)
 
 def run(ctx: Context) -> None:
     """Resolve inputs, rebase, write report.toml."""
-    from lifecycle.cli._inputs import check_refs, check_same_registry, store_for, write_report
+    from pathlib import Path
+
     from lifecycle.errors import ExitCode, InputError, LifecycleError
-    from lifecycle.phases.rebaser import RebaseInputs, rebase
+    from lifecycle.phases.rebaser import rebase
+    from lifecycle.phases.save import write_report
+    from lifecycle.platform.resolve import image_store, rebase_inputs
 
     s = ctx.settings
-    output, tags = ctx.args[0], tuple(ctx.args[1:])
-    store = store_for(ctx)
+    store = image_store(s, ctx.keychain)
     if s["daemon"]:
         raise InputError("rebasing images in a Docker daemon (-daemon) is not supported yet; use -oci layouts "
                          "or a registry")
-    previous = str(s["previous-image"] or "") or output
-    run_image = str(s["run-image"] or "")
-    check_refs(output, *tags, previous, run_image)
-    check_same_registry(output, tags, oci=bool(s["oci"]))
-    result = rebase(RebaseInputs(output_image=output, tags=tags, app_image=previous, run_image=run_image,
-                                 force=bool(s["force"])), store, ctx.logger)
+    result = rebase(rebase_inputs(s, output=ctx.args[0], tags=tuple(ctx.args[1:])), store, ctx.logger)
     try:
-        write_report(ctx, result)
+        write_report(Path(s["report"]), result)
     except OSError as exc:
         raise LifecycleError(f"failed to write rebase report: {exc.strerror or exc}: {s['report']}",
                              ExitCode.REBASE) from None

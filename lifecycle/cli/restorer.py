@@ -9,7 +9,7 @@ from __future__ import annotations
 from lifecycle.cli._command import Context
 from lifecycle.priv import Privileges
 
-FLAGS = ("analyzed", "cache-dir", "cache-image", "daemon", "gid", "group", "insecure-registry", "layers",
+FLAGS = ("analyzed", "build-image", "cache-dir", "cache-image", "daemon", "gid", "group", "insecure-registry", "layers",
          "oci", "oci-dir", "run", "skip-layers", "uid")
 ARGS = (0, 0)
 USAGE_ARGS = "[args]..."
@@ -28,6 +28,10 @@ def run(ctx: Context) -> None:
     from lifecycle.phases.restorer import RestoreInputs, restore
 
     s = ctx.settings
+    if s["build-image"]:
+        # pack passes it for builders with image extensions; refuse before touching anything.
+        raise LifecycleError(f"image extensions are not supported: -build-image {s['build-image']} asks to "
+                             "extend the build image", ExitCode.INVALID_ARGS)
     group = group_file.read(Path(s["group"]))
     metadata: dict[str, object] = {}
     try:

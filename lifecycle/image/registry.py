@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from lifecycle.image.layout import Layout, host_platform
 from lifecycle.image.registry_client import (
     ATTEMPTS,
     Limits,
+    Proxies,
     RegistryClient,
     RegistryError,
     insecure_set,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTEMPTS",
     "Limits",
+    "Proxies",
     "RegistryClient",
     "RegistryError",
     "RegistryImage",
@@ -116,10 +119,12 @@ class RegistryStore:
     kind = "registry"
 
     def __init__(self, *, insecure_registries: Sequence[str] = (), keychain: Keychain | None = None,
-                 transport: httpx.BaseTransport | None = None, limits: Limits | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, limits: Limits | None = None,
+                 proxies: Proxies | None = None) -> None:
         self.insecure = insecure_set(insecure_registries)
         self.keychain = keychain or Keychain()
         self.limits = limits or Limits()
+        self.proxies = proxies or Proxies()
         self._transport = transport
         self._clients: dict[str, RegistryClient] = {}
 
@@ -129,7 +134,7 @@ class RegistryStore:
         if key not in self._clients:
             self._clients[key] = RegistryClient(registry, insecure=key in self.insecure,
                                                 keychain=self.keychain, transport=self._transport,
-                                                limits=self.limits)
+                                                limits=self.limits, proxies=self.proxies)
         return self._clients[key]
 
     def close(self) -> None:
@@ -177,7 +182,7 @@ class RegistryStore:
         if media and media not in m.MANIFEST_TYPES:
             raise ImageError(f"{reference}: unsupported manifest media type {clean(media, 200)}")
         manifest: m.Manifest = _parse_model(m.Manifest, data, f"manifest {ref.name}@{digest}")
-        config_bytes = client.get_blob(ref.repository, manifest.config.digest)
+        config_bytes = client.get_blob(ref.repository, manifest.config.digest, size=manifest.config.size)
         config: m.ImageConfig = _parse_model(m.ImageConfig, config_bytes, f"config {manifest.config.digest}")
         if len(config.rootfs.diff_ids) != len(manifest.layers):
             raise ImageError(f"manifest {digest} lists {len(manifest.layers)} layers but its config has "
@@ -212,9 +217,14 @@ class RegistryStore:
 
     @contextlib.contextmanager
     def staging(self, reference: str, parent: Path | None = None) -> Iterator[Staging]:
-        """A temporary sparse layout: base and reused layers stay in the registry."""
-        with temporary_staging(parent, ".export-") as staging:
-            yield staging
+        """A temporary sparse layout (base and reused layers stay in the registry) whose new layer
+        blobs are pushed to ``reference``'s repository as soon as each is complete."""
+        with temporary_staging(parent, ".export-") as base:
+            staging = _PushStaging(base.layout, self, reference)
+            try:
+                yield staging
+            finally:
+                staging.close()
 
     def save(self, staging: Staging, draft: Draft, names: Sequence[str], announce: Announce) -> Saved:
         """Push the image under each name: blobs the repository has are skipped, the draft's
@@ -222,8 +232,10 @@ class RegistryStore:
         written = draft.write(staging.layout)
         staging.layout.set_tag(written.manifest, STAGING_TAG)
         sources = [str(image.path) for image in draft.sources]
-        for name in names:
+        for i, name in enumerate(names):
             announce(name)
+            if i == 0 and isinstance(staging, _PushStaging):
+                staging.wait()  # the layers pushed while they were built: done, or the first error
             self.push_layout_image(staging.layout.path, STAGING_TAG, name, mount_from=sources)
         digest = written.manifest.digest
         return Saved(digest, written.manifest.size, list(names), registry_digest=digest)
@@ -340,6 +352,30 @@ class _Pusher:
         path = self.layout.blob_path(desc.digest)
         self.client.upload_blob(repo, desc, lambda: open(path, "rb"), location=location)  # noqa: SIM115
         self.done.add(desc.digest)
+
+
+class _PushStaging(Staging):
+    """A staging layout whose new layer blobs are uploaded while later layers are still built:
+    one upload at a time in a background thread, each blob streamed from its file."""
+
+    def __init__(self, layout: Layout, store: RegistryStore, reference: str) -> None:
+        super().__init__(layout)
+        self._pusher = _Pusher(store, layout, reference, ())
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
+        self._uploads: list[Future[None]] = []
+
+    def blob_added(self, desc: m.Descriptor) -> None:
+        """Start uploading the blob (the registry's answer to ``HEAD`` comes first)."""
+        self._uploads.append(self._pool.submit(self._pusher._ensure_blob, desc))
+
+    def wait(self) -> None:
+        """Wait for the uploads started so far; the first failure is raised."""
+        for upload in self._uploads:
+            upload.result()
+
+    def close(self) -> None:
+        """Drop uploads not yet started and wait for the one in flight (its file goes next)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _media_of(data: bytes) -> str:

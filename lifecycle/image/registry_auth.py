@@ -209,8 +209,9 @@ class RegistryAuth:
                 from None
         try:
             if response.status_code != 200:
-                text, codes = error_text(response)
-                raise RegistryError(f"token request {shown}: {text}{self.hint()}", response.status_code, codes)
+                text, _ = error_text(response)
+                # No status or codes: a token service's 404 must not read as "image not found".
+                raise RegistryError(f"token request {shown}: {text}{self.hint()}")
             data = read_capped(response, MAX_TOKEN_ANSWER, f"the answer of token endpoint {shown}",
                                deadline=deadline_of(request))
         except AnswerTooLarge as exc:

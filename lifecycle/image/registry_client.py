@@ -3,19 +3,19 @@
 Kept apart from :mod:`lifecycle.image.registry` (images and pushing). :class:`RegistryClient` speaks
 to one registry: manifest and blob ``GET``/``HEAD`` with digest checks, blob upload (monolithic
 ``POST`` + ``PUT``, or chunked ``PATCH`` for large blobs), cross-repository mount, manifest ``PUT``.
-What is not the API lives in layers under it, stacked on the httpx client:
+What is not the API lives in transport layers under it, stacked on the httpx client (redirects
+-> auth -> retries -> HTTP):
 
+- :mod:`lifecycle.image.registry_transport`: redirects (``GET``/``HEAD`` only, no downgrade),
+  retries, the idle timeout and the overall deadline of each operation, bounded reads;
 - :mod:`lifecycle.image.registry_auth`: credentials only for the registry's own origin, ``401``
-  challenges, token realms that may receive them;
-- :mod:`lifecycle.image.registry_transport`: retries, the idle timeout and the overall deadline of
-  each operation, bounded reads.
+  challenges, token realms that may receive them.
 
-Rules of this module: every digest and tag is validated before it goes into a URL; JSON answers
-are read with a cap while streaming; a blob is read no further than its descriptor's size and
-checked against its digest; redirects are followed only for ``GET``/``HEAD`` (at most
-:data:`MAX_REDIRECTS`, never from ``https`` to ``http`` unless the registry is insecure); an upload
-``Location`` that downgrades the scheme is refused; every string from the server is escaped
-(:mod:`lifecycle.image.untrusted`) before it is put in a message.
+Rules of this module: every digest, tag and repository is validated before it goes into a URL;
+JSON answers are read with a cap while streaming; a blob is read no further than its descriptor's
+size and checked against its digest; an upload ``Location`` that downgrades the scheme is refused;
+every string from the server is escaped (:mod:`lifecycle.image.untrusted`) before it is put in a
+message.
 
 HTTPS always, except for registries listed in ``-insecure-registry`` / ``CNB_INSECURE_REGISTRIES``
 (``host[:port]``): those are spoken to over plain HTTP. Nothing else is implicit, not even
@@ -47,25 +47,26 @@ from lifecycle.image.registry_transport import (
     DeadlineExceeded,
     FileBody,
     Limits,
+    Proxies,
+    RedirectTransport,
     RegistryError,
     RetryTransport,
     drain,
     error_text,
+    next_url,
     raw_chunks,
     read_capped,
 )
 from lifecycle.image.untrusted import clean, clean_url
 
-__all__ = ["ATTEMPTS", "Limits", "RegistryClient", "RegistryError", "insecure_set", "parse_challenge",
+__all__ = ["ATTEMPTS", "Limits", "Proxies", "RegistryClient", "RegistryError", "insecure_set", "parse_challenge",
            "sha256_digest"]
 
 MAX_JSON = 16 * 1024 * 1024
 CHUNK = 1 << 20
 CHUNKED_UPLOAD_THRESHOLD = 64 * 1024 * 1024
 UPLOAD_CHUNK = 16 * 1024 * 1024
-MAX_REDIRECTS = 5
 MANIFEST_ACCEPT = ", ".join([m.OCI_MANIFEST, m.OCI_INDEX, m.DOCKER_MANIFEST, m.DOCKER_LIST])
-_REDIRECTS = {301, 302, 303, 307, 308}
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _REPO = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 
@@ -115,11 +116,15 @@ def _verify(data: bytes, digest: str, what: str) -> None:
 
 
 class RegistryClient:
-    """One registry (``host[:port]``): the distribution API verbs."""
+    """One registry (``host[:port]``): the distribution API verbs.
+
+    Over 200 lines because there are a dozen verbs, each checking its names and its answer; auth,
+    retries, redirects and limits are not here but in the transport layers.
+    """
 
     def __init__(self, registry: str, *, insecure: bool = False, keychain: Keychain | None = None,
                  transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, proxies: Proxies | None = None) -> None:
         self.registry = registry
         self.insecure = insecure
         self.limits = limits or Limits()
@@ -127,10 +132,12 @@ class RegistryClient:
         self.base = f"{'http' if insecure else 'https'}://{host}"
         self.credential = (keychain or Keychain()).get(registry)
         self.auth = RegistryAuth(registry, Origin.of(httpx.URL(self.base)), self.credential, insecure=insecure)
-        # The client is the top of the stack: no redirects of its own (see _send), no env proxies
-        # mounted beside our layers (they would bypass them).
-        inner = transport or httpx.HTTPTransport(trust_env=True)
-        self._client = httpx.Client(transport=AuthTransport(self.auth, RetryTransport(inner, sleep=sleep)),
+        # Redirects -> auth -> retries -> HTTP: the client itself follows no redirects and mounts no
+        # env proxies beside the stack (they would bypass its layers).
+        inner = transport or httpx.HTTPTransport(trust_env=True,  # SSL_CERT_FILE / SSL_CERT_DIR
+                                                 proxy=(proxies or Proxies()).for_url(httpx.URL(self.base)))
+        stack = RedirectTransport(AuthTransport(self.auth, RetryTransport(inner, sleep=sleep)), insecure=insecure)
+        self._client = httpx.Client(transport=stack,
                                     follow_redirects=False, trust_env=False, timeout=self.limits.idle,
                                     headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
 
@@ -180,49 +187,24 @@ class RegistryClient:
         target = httpx.URL(url)
         if params:
             target = target.copy_merge_params(params)
-        for _hop in range(MAX_REDIRECTS + 1):
-            data = content() if content is not None and not isinstance(content, FileBody) else None
-            request = self._client.build_request(method, target, headers=dict(headers or {}), content=data,
-                                                 extensions={DEADLINE_KEY: deadline, SCOPE_KEY: scope,
-                                                             "timeout": deadline.timeout()})
-            if isinstance(content, FileBody):
-                request.stream = content  # sent again by a retry: it reopens its file
-            try:
-                resp = self._client.send(request, stream=True)
-            except DeadlineExceeded:
-                raise self._deadline_error(request) from None
-            except httpx.TimeoutException:
-                raise RegistryError(f"{method} {clean_url(target)}: the registry {self.registry} sent nothing for "
-                                    f"{self.limits.idle:g}s (CNB_REGISTRY_TIMEOUT)") from None
-            except httpx.TransportError as exc:
-                raise RegistryError(f"{method} {clean_url(target)}: cannot connect to the registry: "
-                                    f"{clean(exc) or type(exc).__name__}{self._tls_hint(exc)}") from None
-            except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
-                raise RegistryError(f"{method} {clean_url(target)}: {clean(exc) or type(exc).__name__}") from None
-            if resp.status_code not in _REDIRECTS:
-                return resp
-            location = resp.headers.get("Location", "")
-            resp.close()
-            if method not in ("GET", "HEAD"):
-                raise RegistryError(f"{method} {clean_url(target)}: the registry answered {resp.status_code} "
-                                    f"(a redirect to {clean_url(location)}); {method} requests are not redirected",
-                                    resp.status_code)
-            target = self._follow(target, location, method)
-        raise RegistryError(f"{method} {clean_url(url)}: more than {MAX_REDIRECTS} redirects")
-
-    def _follow(self, current: httpx.URL, location: str, method: str) -> httpx.URL:
-        """Where a redirect or an upload ``Location`` points, if we may go there."""
+        data = content() if content is not None and not isinstance(content, FileBody) else None
+        request = self._client.build_request(method, target, headers=dict(headers or {}), content=data,
+                                             extensions={DEADLINE_KEY: deadline, SCOPE_KEY: scope,
+                                                         "timeout": deadline.timeout()})
+        if isinstance(content, FileBody):
+            request.stream = content  # sent again by a retry: it reopens its file
         try:
-            target = current.join(location) if location else None
-            if target is None or target.scheme not in ("http", "https") or not target.host:
-                raise httpx.InvalidURL("not an http(s) URL")
-        except (httpx.InvalidURL, ValueError, TypeError):
-            raise RegistryError(f"{method} {clean_url(current)}: the registry named an invalid location "
-                                f"{clean_url(location)}") from None
-        if current.scheme == "https" and target.scheme == "http" and not self.insecure:
-            raise RegistryError(f"{method} {clean_url(current)}: the registry points to plain-http "
-                                f"{clean_url(target)}; refusing to leave https")
-        return target.copy_with(username=None, password=None, fragment=None)
+            return self._client.send(request, stream=True)
+        except DeadlineExceeded:
+            raise self._deadline_error(request) from None
+        except httpx.TimeoutException:
+            raise RegistryError(f"{method} {clean_url(target)}: the registry {self.registry} sent nothing for "
+                                f"{self.limits.idle:g}s (CNB_REGISTRY_TIMEOUT)") from None
+        except httpx.TransportError as exc:
+            raise RegistryError(f"{method} {clean_url(target)}: cannot connect to the registry: "
+                                f"{clean(exc) or type(exc).__name__}{self._tls_hint(exc)}") from None
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            raise RegistryError(f"{method} {clean_url(target)}: {clean(exc) or type(exc).__name__}") from None
 
     def _deadline_error(self, request: httpx.Request) -> RegistryError:
         return RegistryError(f"{request.method} {clean_url(request.url)}: the registry {self.registry} did not "
@@ -285,16 +267,19 @@ class RegistryClient:
         length = resp.headers.get("Content-Length", "")
         return int(length) if length.isdigit() and len(length) < 19 else 0
 
-    def get_blob(self, repository: str, digest: str, *, max_size: int = MAX_JSON) -> bytes:
-        """A small blob (config), read with a cap and checked against its digest."""
+    def get_blob(self, repository: str, digest: str, *, max_size: int = MAX_JSON, size: int | None = None) -> bytes:
+        """A small blob (config), read with a cap (``size``, its descriptor's, when known) and
+        checked against its digest."""
         _check_repository(repository)
         check_digest(digest, "blob digest")
+        if size is not None and not 0 <= size <= max_size:
+            raise ImageError(f"blob {digest} is too large ({size} bytes; the limit is {max_size})")
         deadline = self.limits.operation()
         url = self.url(f"/v2/{repository}/blobs/{digest}")
         resp = self.request("GET", url, scope=_pull(repository), missing_ok=True, stream=True, deadline=deadline)
         if resp is None:
             raise ImageError(f"blob {digest} not found in {self.registry}/{repository}")
-        data = self._read_json(resp, f"blob {digest}", max_size, deadline)
+        data = self._read_json(resp, f"blob {digest}", max_size if size is None else size, deadline)
         _verify(data, digest, "blob")
         return data
 
@@ -450,7 +435,7 @@ class RegistryClient:
         loc = resp.headers.get("Location")
         if not loc:
             raise RegistryError(f"{resp.request.method} {clean_url(resp.request.url)}: no Location header")
-        return str(self._follow(resp.request.url, loc, resp.request.method))
+        return str(next_url(resp.request.url, loc, insecure=self.insecure, method=resp.request.method))
 
 
 def _check_stream(hasher: Any, digest: str, registry: str, repository: str) -> None:

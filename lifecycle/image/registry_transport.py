@@ -1,6 +1,8 @@
 """The transport under :class:`~lifecycle.image.registry_client.RegistryClient`: retries, time
 limits and bounded reads, so the client itself only speaks the distribution API.
 
+- :class:`RedirectTransport` follows ``GET``/``HEAD`` redirects within the rules of :func:`next_url`
+  and refuses redirects of anything else.
 - :class:`RetryTransport` wraps an httpx transport: connection errors, timeouts, ``429`` and
   ``5xx`` are retried with backoff (:data:`ATTEMPTS` attempts in all) when the request body can be
   sent again and the operation's deadline leaves time for it; anything else is returned at once.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO
 
@@ -31,6 +33,8 @@ from lifecycle.image.untrusted import clean, clean_url
 ATTEMPTS = 3
 BACKOFF = (0.2, 0.8, 2.0)
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 CHUNK = 1 << 20
 DEADLINE_KEY = "cnb.deadline"
 # A blob transfer may take the deadline plus this many seconds per MiB (at least 1 MiB/s on average).
@@ -79,6 +83,42 @@ class RegistryError(ImageError):
         super().__init__(message)
         self.status = status
         self.codes = codes
+
+
+@dataclass(frozen=True)
+class Proxies:
+    """``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` (either case), from the environment
+    mapping the CLI read once. The proxy is chosen for the registry's own address and carries all of
+    that client's traffic (token realms and upload locations too)."""
+
+    https: str = ""
+    http: str = ""
+    no_proxy: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Proxies:
+        """Read the proxy variables from ``environ``."""
+        def get(name: str) -> str:
+            return (environ.get(name) or environ.get(name.lower()) or "").strip()
+
+        fallback = get("ALL_PROXY")
+        return cls(https=get("HTTPS_PROXY") or fallback, http=get("HTTP_PROXY") or fallback,
+                   no_proxy=tuple(p.strip().lower() for p in get("NO_PROXY").split(",") if p.strip()))
+
+    def for_url(self, url: httpx.URL) -> str | None:
+        """The proxy for ``url``, or None (no proxy set, or ``NO_PROXY`` matches its host)."""
+        proxy = self.https if url.scheme == "https" else self.http
+        if not proxy:
+            return None
+        host = url.host.lower()
+        hostport = f"{host}:{url.port}" if url.port else host
+        for entry in self.no_proxy:
+            if entry == "*" or entry in (host, hostport):
+                return None
+            suffix = entry if entry.startswith(".") else f".{entry}"
+            if host.endswith(suffix):
+                return None
+        return proxy
 
 
 class DeadlineExceeded(httpx.TimeoutException):
@@ -177,6 +217,56 @@ def _permanent(exc: httpx.TransportError) -> bool:
     """TLS handshake failures and unknown host names do not heal by retrying."""
     text = str(exc)
     return "SSL" in text or "Name or service not known" in text or "nodename nor servname" in text
+
+
+def next_url(current: httpx.URL, location: str, *, insecure: bool, method: str) -> httpx.URL:
+    """Where a redirect or an upload ``Location`` points, if we may go there: an absolute or
+    relative http(s) URL, not from ``https`` to ``http`` (unless the registry is ``insecure``),
+    without userinfo or fragment. Else a :class:`RegistryError`."""
+    try:
+        target = current.join(location) if location else None
+        if target is None or target.scheme not in ("http", "https") or not target.host:
+            raise httpx.InvalidURL("not an http(s) URL")
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise RegistryError(f"{method} {clean_url(current)}: the registry named an invalid location "
+                            f"{clean_url(location)}") from None
+    if current.scheme == "https" and target.scheme == "http" and not insecure:
+        raise RegistryError(f"{method} {clean_url(current)}: the registry points to plain-http "
+                            f"{clean_url(target)}; refusing to leave https")
+    return target.copy_with(username=None, password=None, fragment=None)
+
+
+class RedirectTransport(httpx.BaseTransport):
+    """Follows redirects of ``GET``/``HEAD`` (at most :data:`MAX_REDIRECTS`, by :func:`next_url`);
+    a redirect answer to any other method is an error (a body is never sent where the registry did
+    not accept it first). Each hop goes through the layers below again, so the auth layer decides
+    per hop whether credentials go along."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, insecure: bool) -> None:
+        self.inner = inner
+        self.insecure = insecure
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``, following what may be followed."""
+        first = request
+        for _hop in range(MAX_REDIRECTS + 1):
+            response = self.inner.handle_request(request)
+            if response.status_code not in REDIRECTS:
+                return response
+            location = response.headers.get("Location", "")
+            response.close()
+            if request.method not in ("GET", "HEAD"):
+                raise RegistryError(f"{request.method} {clean_url(request.url)}: the registry answered "
+                                    f"{response.status_code} (a redirect to {clean_url(location)}); "
+                                    f"{request.method} requests are not redirected", response.status_code)
+            target = next_url(request.url, location, insecure=self.insecure, method=request.method)
+            headers = [(k, v) for k, v in request.headers.items() if k.lower() not in ("host", "authorization")]
+            request = httpx.Request(request.method, target, headers=headers, extensions=dict(first.extensions))
+        raise RegistryError(f"{first.method} {clean_url(first.url)}: more than {MAX_REDIRECTS} redirects")
+
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self.inner.close()
 
 
 class _Inflater:

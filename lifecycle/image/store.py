@@ -244,7 +244,8 @@ def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Se
     neither: registries (HTTPS, except ``insecure_registries`` over HTTP; credentials from
     ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``, unless ``keychain`` is given:
     the CLI reads it as root before dropping privileges; ``registry_timeout`` and
-    ``registry_deadline`` seconds bound every registry operation). Both: exit 3.
+    ``registry_deadline`` seconds bound every registry operation; proxies from ``HTTPS_PROXY``,
+    ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` in ``environ``). Both: exit 3.
     """
     env = dict(environ if environ is not None else {})
     if oci and daemon:
@@ -272,13 +273,16 @@ def registry_store(insecure_registries: Sequence[str] = (), environ: Mapping[str
                    registry_deadline: int = 300) -> RegistryStore:
     """Registries (imports ``httpx`` only now): HTTPS except ``insecure_registries``; credentials
     from ``keychain``, else from ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``;
-    every operation bounded by ``registry_timeout`` (idle) and ``registry_deadline`` seconds."""
+    every operation bounded by ``registry_timeout`` (idle) and ``registry_deadline`` seconds; proxies
+    from ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` in ``environ``."""
     from lifecycle.image import auth
-    from lifecycle.image.registry import Limits, RegistryStore
+    from lifecycle.image.registry import Limits, Proxies, RegistryStore
 
     for name, value in (("CNB_REGISTRY_TIMEOUT", registry_timeout), ("CNB_REGISTRY_DEADLINE", registry_deadline)):
         if value < 1:
             raise InputError(f"{name} must be a whole number of seconds, at least 1 (got {value})")
+    env = dict(environ or {})
     return RegistryStore(insecure_registries=insecure_registries,
-                         keychain=keychain or auth.Keychain.from_environ(dict(environ or {})),
-                         limits=Limits(idle=float(registry_timeout), deadline=float(registry_deadline)))
+                         keychain=keychain or auth.Keychain.from_environ(env),
+                         limits=Limits(idle=float(registry_timeout), deadline=float(registry_deadline)),
+                         proxies=Proxies.from_environ(env))

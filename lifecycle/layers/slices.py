@@ -2,17 +2,18 @@
 
 Globs follow Go's ``filepath.Match`` relative to the app dir: ``*`` and ``?`` never match ``/``.
 A glob that matches a directory takes the whole directory. Earlier slices win; every file no
-slice took goes into the final app layer.
+slice took goes into the final app layer. Entries are sorted by path, as upstream's are.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from lifecycle.layers.tar import Entry, dir_entries, parent_entries
+from lifecycle.layers.tar import Entry, parent_entries, path_entry
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
@@ -44,67 +45,89 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z")
 
 
-def _all_paths(app: Path) -> list[str]:
-    """Every path under ``app``, relative, lexically ordered (directories before their content)."""
-    out: list[str] = []
+def _tree(app: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """Every path under ``app`` (relative, lexical walk order) and each directory's children
+    (``""`` is ``app`` itself); symlinks to directories are not entered."""
+    paths: list[str] = []
+    children: dict[str, list[str]] = {}
 
     def walk(directory: Path, rel: str) -> None:
-        for name in sorted(os.listdir(directory)):
+        kids = children.setdefault(rel, [])
+        for name in sorted(os.listdir(directory), key=os.fsencode):
             child_rel = f"{rel}/{name}" if rel else name
-            out.append(child_rel)
+            paths.append(child_rel)
+            kids.append(child_rel)
             child = directory / name
             if child.is_dir() and not child.is_symlink():
                 walk(child, child_rel)
 
     walk(app, "")
-    return out
+    return paths, children
+
+
+def _take(rel: str, children: dict[str, list[str]], taken: dict[str, bool], matched: set[str]) -> None:
+    """``rel`` and everything below it that is not taken yet."""
+    if taken[rel]:
+        return
+    for child in children.get(rel, []):
+        _take(child, children, taken, matched)
+    matched.add(rel)
+    taken[rel] = True
 
 
 def plan_slices(app: Path, slices: list[list[str]]) -> tuple[list[set[str]], set[str]]:
-    """For each slice, the relative paths it takes; and the union of all taken paths."""
-    paths = _all_paths(app)
-    taken: set[str] = set()
+    """For each slice, the relative paths its layer holds; and the paths no later layer holds.
+
+    Upstream's rules, so the layers match its bytes: a slice holds what its globs match (a matched
+    directory with everything below it, unless an earlier slice took it) plus the directories
+    above those, the app dir (``""``) included; such a directory counts as taken once every entry
+    directly in it is taken, and then the final app layer leaves it out.
+    """
+    paths, children = _tree(app)
+    taken = dict.fromkeys(["", *paths], False)
     result: list[set[str]] = []
     for globs in slices:
-        regexes = [_glob_regex(g) for g in globs]
-        mine: set[str] = set()
+        regexes = [_glob_regex(posixpath.normpath(g)) for g in globs]
+        matched: set[str] = set()
         for rel in paths:
-            if rel in taken or any(rel.startswith(t + "/") for t in mine):
-                continue
             if any(r.match(rel) for r in regexes):
-                mine.add(rel)
-                if (app / rel).is_dir() and not (app / rel).is_symlink():
-                    mine.update(p for p in paths if p.startswith(rel + "/"))
-        mine -= taken
-        taken |= mine
-        result.append(mine)
-    return result, taken
+                _take(rel, children, taken, matched)
+        parents: set[str] = set()
+        for rel in matched:
+            parts = rel.split("/")
+            for i in range(len(parts)):
+                parent = "/".join(parts[:i])
+                if parent not in matched:
+                    parents.add(parent)
+        for parent in sorted(parents, key=lambda d: -d.count("/") - (d != "")):
+            taken[parent] = all(taken[c] for c in children.get(parent, []))
+        result.append(matched | parents)
+    return result, {rel for rel, done in taken.items() if done}
 
 
-def slice_entries(app: Path, image_app: str, rels: set[str], uid: int, gid: int) -> Iterator[Entry]:
-    """The entries of one slice: the app dir's parents, the app dir, the taken paths and their
-    parent directories inside the app."""
+def _layer_entries(app: Path, image_app: str, rels: Iterable[str], uid: int, gid: int) -> Iterator[Entry]:
+    """The app dir's parents (their own owners), then ``rels`` sorted by path (``-uid``/``-gid``);
+    nothing at all when ``rels`` is empty (upstream writes an empty tar then)."""
+    named = sorted(((f"{image_app}/{rel}" if rel else image_app, rel) for rel in rels),
+                   key=lambda item: os.fsencode(item[0]))
+    if not named:
+        return
     yield from parent_entries(image_app, app)
-    dirs: set[str] = set()
-    for rel in rels:
-        parts = rel.split("/")
-        for i in range(1, len(parts)):
-            dirs.add("/".join(parts[:i]))
-    wanted = rels | dirs
-    for entry in dir_entries(app, image_app, uid, gid):
-        rel = entry.name[len(image_app):].lstrip("/")
-        if rel == "" or rel in wanted:
+    for name, rel in named:
+        entry = path_entry(app / rel if rel else app, name, uid, gid)
+        if entry.kind != "skip":
             yield entry
 
 
+def slice_entries(app: Path, image_app: str, rels: set[str], uid: int, gid: int) -> Iterator[Entry]:
+    """The entries of one slice (``rels`` from :func:`plan_slices`)."""
+    return _layer_entries(app, image_app, rels, uid, gid)
+
+
 def rest_entries(app: Path, image_app: str, taken: set[str], uid: int, gid: int) -> Iterator[Entry]:
-    """Everything no slice took (directories are always kept so the tree stays whole)."""
-    yield from parent_entries(image_app, app)
-    for entry in dir_entries(app, image_app, uid, gid):
-        rel = entry.name[len(image_app):].lstrip("/")
-        if rel in taken and entry.kind != "dir":
-            continue
-        yield entry
+    """The final app layer: the app dir and everything in it no slice took."""
+    paths, _children = _tree(app)
+    return _layer_entries(app, image_app, [rel for rel in ["", *paths] if rel not in taken], uid, gid)
 
 
 def outside_symlinks(app: Path) -> list[tuple[str, str]]:

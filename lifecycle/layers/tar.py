@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import stat
-import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -78,11 +78,11 @@ def dir_entries(src: Path, image_path: str, uid: int, gid: int, *, include_root:
     """
     skipped = set(skip)
     if include_root:
-        yield _entry(src, image_path, uid, gid)
+        yield path_entry(src, image_path, uid, gid)
 
     def walk(directory: Path, name: str, rel: str) -> Iterator[Entry]:
         try:
-            children = sorted(os.listdir(directory))
+            children = sorted(os.listdir(directory), key=os.fsencode)
         except OSError:
             return
         for child in children:
@@ -90,7 +90,7 @@ def dir_entries(src: Path, image_path: str, uid: int, gid: int, *, include_root:
             child_rel = f"{rel}/{child}" if rel else child
             if child_rel in skipped:
                 continue
-            entry = _entry(path, f"{name}/{child}", uid, gid)
+            entry = path_entry(path, f"{name}/{child}", uid, gid)
             if entry.kind == "skip":
                 continue
             yield entry
@@ -100,7 +100,9 @@ def dir_entries(src: Path, image_path: str, uid: int, gid: int, *, include_root:
     yield from walk(src, image_path.rstrip("/"), "")
 
 
-def _entry(path: Path, name: str, uid: int, gid: int) -> Entry:
+def path_entry(path: Path, name: str, uid: int, gid: int) -> Entry:
+    """The entry for ``path`` (not followed when a symlink) named ``name``; kind "skip" for sockets,
+    fifos and devices."""
     st = os.lstat(path)
     mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISDIR(st.st_mode):
@@ -112,21 +114,104 @@ def _entry(path: Path, name: str, uid: int, gid: int) -> Entry:
     return Entry(name, "skip", mode, uid, gid)  # sockets, fifos, devices: not part of layers
 
 
+# Header bytes follow Go's archive/tar (the writer upstream's lifecycle uses), so a layer built here
+# has the same bytes, and so the same diffID, as upstream's: USTAR when the entry fits (long names
+# split into prefix/name), else PAX with Go's record order and header name; numeric fields are
+# zero-padded octal ending in NUL (device numbers too); directory names carry no trailing slash.
+_NAME, _PREFIX = 100, 155
+_TYPES = {"dir": b"5", "symlink": b"2", "file": b"0"}
+
+
+def _octal(value: int, width: int) -> bytes:
+    """Go's formatOctal: zero-padded digits then NUL; 0 when the value does not fit."""
+    if not 0 <= value < 8 ** (width - 1):
+        value = 0
+    return _field(format(value, "o").zfill(width - 1).encode(), width)
+
+
+def _field(data: bytes, width: int) -> bytes:
+    """Go's formatString: truncated to the field, NUL-padded; a truncated value ending in ``/``
+    gets a NUL where its trailing slashes start."""
+    out = data[:width].ljust(width, b"\0")
+    if len(data) > width and out.endswith(b"/"):
+        n = len(data[:width - 1].rstrip(b"/"))
+        out = out[:n] + b"\0" + out[n + 1:]
+    return out
+
+
+def _ascii(data: bytes) -> bytes:
+    """Go's toASCII: drops NUL and every non-ASCII character."""
+    return bytes(b for b in data.decode("utf-8", "replace").encode("ascii", "ignore") if b)
+
+
+def _split_ustar(name: bytes) -> tuple[bytes, bytes] | None:
+    """Go's splitUSTARPath: (prefix, name) for a long ASCII name, or None."""
+    if len(name) <= _NAME or not name.isascii():
+        return None
+    length = len(name)
+    if length > _PREFIX + 1:
+        length = _PREFIX + 1
+    elif name[length - 1:length] == b"/":
+        length -= 1
+    i = name.rfind(b"/", 0, length)
+    suffix = len(name) - i - 1
+    if i <= 0 or suffix > _NAME or suffix == 0 or i > _PREFIX:
+        return None
+    return name[:i], name[i + 1:]
+
+
+def _pax_record(key: str, value: bytes) -> bytes:
+    """Go's formatPAXRecord: ``<len> <key>=<value>\\n`` where len counts itself."""
+    body = b" " + key.encode() + b"=" + value + b"\n"
+    size = len(body) + len(str(len(body)))
+    if len(str(size)) + len(body) != size:
+        size = len(str(size)) + len(body)
+    return str(size).encode() + body
+
+
+def _block(name: bytes, mode: int, uid: int, gid: int, size: int, typeflag: bytes, linkname: bytes,
+           prefix: bytes = b"", devices: bool = True) -> bytes:
+    head = (_field(name, _NAME) + _octal(mode, 8) + _octal(uid, 8) + _octal(gid, 8) + _octal(size, 12)
+            + _octal(NORMALIZED_MTIME if devices else 0, 12) + b" " * 8 + typeflag + _field(linkname, _NAME)
+            + b"ustar\x0000" + b"\0" * 64
+            + (_octal(0, 8) + _octal(0, 8) if devices else b"\0" * 16) + _field(prefix, _PREFIX))
+    head = head.ljust(BLOCK, b"\0")
+    checksum = format(sum(head), "o").zfill(6).encode() + b"\0 "
+    return head[:148] + checksum + head[156:]
+
+
 def _header(entry: Entry) -> bytes:
-    info = tarfile.TarInfo(entry.name)
-    info.mode = entry.mode
-    info.uid, info.gid = entry.uid, entry.gid
-    info.uname = info.gname = ""
-    info.mtime = NORMALIZED_MTIME
-    if entry.kind == "dir":
-        info.type = tarfile.DIRTYPE
-    elif entry.kind == "symlink":
-        info.type = tarfile.SYMTYPE
-        info.linkname = entry.linkname
-    else:
-        info.type = tarfile.REGTYPE
-        info.size = entry.size
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    name = os.fsencode(entry.name)
+    linkname = os.fsencode(entry.linkname) if entry.kind == "symlink" else b""
+    size = entry.size if entry.kind == "file" else 0
+    typeflag = _TYPES[entry.kind]
+    # Go records every field USTAR cannot hold as-is, then writes USTAR if it still can (a long
+    # name split into prefix/name), else PAX with all those records.
+    pax: dict[str, bytes] = {}
+    ustar = True
+    split = None
+    if len(name) > _NAME or not name.isascii():
+        pax["path"] = name
+        split = _split_ustar(name)
+        ustar = split is not None
+    if len(linkname) > _NAME or not linkname.isascii():
+        pax["linkpath"] = linkname
+        ustar = False
+    for key, value, width in (("uid", entry.uid, 8), ("gid", entry.gid, 8), ("size", size, 12)):
+        if not 0 <= value < 8 ** (width - 1):
+            pax[key] = str(value).encode()
+            ustar = False
+    if ustar:
+        if split is not None:
+            return _block(split[1], entry.mode, entry.uid, entry.gid, size, typeflag, linkname, split[0])
+        return _block(name, entry.mode, entry.uid, entry.gid, size, typeflag, linkname)
+    records = b"".join(_pax_record(k, pax[k]) for k in sorted(pax))
+    directory, _, base = name.rpartition(b"/")
+    pax_name = posixpath.normpath(posixpath.join(directory + b"/", b"PaxHeaders.0", base))
+    pax_name = _ascii(pax_name)[:_NAME].rstrip(b"/")
+    out = _block(pax_name, 0, 0, 0, len(records), b"x", b"", devices=False)
+    out += records + b"\0" * ((-len(records)) % BLOCK)
+    return out + _block(_ascii(name), entry.mode, entry.uid, entry.gid, size, typeflag, _ascii(linkname))
 
 
 def write_tar(entries: Iterable[Entry], sink: Sink) -> None:

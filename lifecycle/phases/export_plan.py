@@ -147,7 +147,7 @@ def plan_export(inputs: PlanInputs, meta: metadata_file.BuildMetadata, prev_labe
                            lambda: _launcher_entries(launcher), _reuse_one(prev_label.get("launcher"), prev_by_diff)))
     plans.append(_dir_plan(inputs, "buildpacksio/lifecycle:config", "Buildpacks Launcher Config",
                            inputs.layers / "config", Slot.CONFIG, _reuse_one(prev_label.get("config"), prev_by_diff)))
-    types = sorted(p.type for p in meta.processes)
+    types = [p.type for p in meta.processes]  # metadata.toml order, as upstream writes them
     if types:
         plans.append(LayerPlan("buildpacksio/lifecycle:process-types", "Buildpacks Process Types",
                                Slot.PROCESS_TYPES, lambda: _process_entries(types),
@@ -261,5 +261,5 @@ def _launcher_entries(launcher: Path) -> list[Entry]:
 
 def _process_entries(types: list[str]) -> list[Entry]:
     out = [Entry("/cnb", "dir", 0o755, 0, 0), Entry(PROCESS_DIR, "dir", 0o755, 0, 0)]
-    out += [Entry(f"{PROCESS_DIR}/{t}", "symlink", 0o777, 0, 0, linkname=LAUNCHER_PATH) for t in types]
+    out += [Entry(f"{PROCESS_DIR}/{t}", "symlink", 0o755, 0, 0, linkname=LAUNCHER_PATH) for t in types]
     return out

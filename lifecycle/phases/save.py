@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from lifecycle.files import report
 from lifecycle.image.draft import Draft
 from lifecycle.image.store import ImageStore, Staging
 
@@ -39,3 +41,9 @@ def save_image(store: ImageStore, staging: Staging, draft: Draft, names: Sequenc
         logger.info(f"*** Digest: {saved.registry_digest}")
     logger.info(f"*** Manifest Size: {saved.manifest_size}")
     return ExportResult(saved.digest, saved.manifest_size, saved.names, image_id=saved.image_id)
+
+
+def write_report(path: Path, result: ExportResult) -> None:
+    """report.toml: what was saved, with the manifest digest and size (D5), or the image ID."""
+    report.write(path, tags=result.paths, digest="" if result.image_id else result.digest,
+                 manifest_size=result.manifest_size, image_id=result.image_id)

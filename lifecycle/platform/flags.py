@@ -47,6 +47,8 @@ FLAGS: dict[str, Flag] = {
         _f("app", "path", "path to the application directory", ("CNB_APP_DIR",), "/workspace"),
         _f("buildpacks", "path", "path to the buildpacks directory", ("CNB_BUILDPACKS_DIR",),
            "/cnb/buildpacks"),
+        _f("build-image", "str", "build image to extend: image extensions are unsupported, so any value is an error",
+           ("CNB_BUILD_IMAGE",), ""),
         _f("build-config", "path", "path to the build config directory", ("CNB_BUILD_CONFIG_DIR",),
            "/cnb/build-config"),
         _f("cache-dir", "path", "path to the cache directory", ("CNB_CACHE_DIR",), ""),

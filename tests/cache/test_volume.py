@@ -198,11 +198,14 @@ CHILD = textwrap.dedent("""
                 time.sleep(120)
             volume.between_renames = pause
         cache.commit()
+        if mode == "loop":
+            (directory.parent / f"done-{generation}").write_text("")
 
     if mode in ("pause", "once"):
         one_build(int(sys.argv[3]))
     else:
         generation = int(sys.argv[3])
+        (directory.parent / "ready").write_text("")
         while True:
             generation += 1
             one_build(generation)
@@ -258,9 +261,19 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
     directory.mkdir()
     rng = random.Random(1234)
     generation = 0
-    for _ in range(12):
+    for round_ in range(12):
+        for stale in tmp_path.glob("ready"):
+            stale.unlink()
         proc = _spawn(tmp_path, str(directory), "loop", str(generation))
         try:
+            # The kill window starts once the child is past its imports (slow on a loaded machine);
+            # the first round also waits for one finished commit, so the test never depends on speed.
+            wait_for = tmp_path / ("ready" if round_ else f"done-{generation + 1}")
+            deadline = time.monotonic() + 120
+            while not wait_for.exists():
+                assert time.monotonic() < deadline, f"child never wrote {wait_for.name}"
+                assert proc.poll() is None, "child exited early"
+                time.sleep(0.01)
             time.sleep(rng.uniform(0.3, 1.2))
         finally:
             os.kill(proc.pid, signal.SIGKILL)

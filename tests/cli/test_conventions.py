@@ -88,6 +88,25 @@ def test_umbrella_unknown_phase(run: Run, phase: str) -> None:
     assert res.stdout.splitlines()[0] == f"ERROR: failed to recognize phase: {phase}"
 
 
+@pytest.mark.parametrize("program", ["extender", str(CNB / "extender")])
+def test_extender_is_refused_in_one_line(run: Run, program: str) -> None:
+    res = run(program, "-app", "/workspace", "-kind", "build", "-log-level", "debug")
+    assert (res.returncode, res.stdout) == (3, "ERROR: image extensions are not supported: this lifecycle has "
+                                               "no extender\n")
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_restorer_refuses_build_image(run: Run, tmp_path: Path, how: str) -> None:
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    args = ["-build-image", "my-builder:latest"] if how == "flag" else []
+    env = base_env(CNB_BUILD_IMAGE="my-builder:latest") if how == "env" else base_env()
+    res = run("restorer", "-layers", str(layers), *args, env=env)
+    assert (res.returncode, res.stdout) == (3, "ERROR: image extensions are not supported: -build-image "
+                                               "my-builder:latest asks to extend the build image\n")
+    assert list(layers.iterdir()) == []
+
+
 def test_umbrella_without_phase(run: Run) -> None:
     assert run("lifecycle").returncode == 3
     help_ = run("lifecycle", "-help")

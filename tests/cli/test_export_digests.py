@@ -30,23 +30,23 @@ from tests.support.services import Registry
 ROOT = Path("/tmp/lifecycle-digest-pin")
 LOCK = Path("/tmp/lifecycle-digest-pin.lock")
 
-APP_DIGEST = "sha256:6c83e1499f84c0a1022d56aebbced0c46ba62283e102d87995139b850ef1c6c4"
-CACHE_DIGEST = "sha256:8b950f6f584a02dbe56da48690fb1f64af74254da88f09760cca14e935ab7081"
-REBASED_DIGEST = "sha256:4be2c037c5c920e92dd592f116108377a6250e4174ce1e4e982d10e04616967a"
-REGISTRY_CACHE_DIGEST = "sha256:caeab2a0dd142b10fc6ae5e629a10ec64b07f39535d1f6de860ec6b8dae14119"
+APP_DIGEST = "sha256:5dc0793ec564621ae245f8d6585ed242853f8cde502c0ae8667e83ee35e44dcd"
+CACHE_DIGEST = "sha256:89bdca4412f699d93a62637064874af40f06fbe360017391499f72cb709ee79f"
+REBASED_DIGEST = "sha256:93dc6c2aefeb80a5643231487cc74f0d6f3c0fb0669f518d253e3df92ff89b19"
+REGISTRY_CACHE_DIGEST = "sha256:6cc7bf75bf770fe1796d0bd2b6744add2af62c810cafafc3785162bb04d1a2f3"
 APP_LAYERS = [  # busybox, acme/one:both, acme/one:run, acme/two:a-first, acme/two:z-last, launch SBOM,
     # app slice, app, launcher, config, process types
     "sha256:405fecb6a2fa4f29683f977e7e3b852bf6f8975a2aba647d234d2371894943da",
-    "sha256:77865435f8fc25c7e714a8d064a5460599915719ed5063c20b7ab5fe65fad7c1",
-    "sha256:04babe7d1c86bd3ecef823a0c9ffc6c38804dadd2965ae06fa6aca7339c8d981",
-    "sha256:fc473f8983c5271318f47697ab8c7ff14b73e5db0758884fd47d3218341c990d",
-    "sha256:8f613fedd37112d2e34611029aea57ac7a76562be4d43e9737f7a3288edaa659",
-    "sha256:ff4b31c18022fb76824dea54c3180028e76d5743e96e5d3e24d2f4af6aed0de2",
-    "sha256:8649824733beaf3f1c809b26512faff6988f22e77c861733c4243e6aaca9b484",
-    "sha256:828661bfb8be48c2908c59c4960e082bd6fc83bb0fcaafc7bb50ca9bd0f3d5ec",
-    "sha256:3dc5cb1ed23f42489c38f842d93b884ecb2049b9ddb638e7f6a214e5ad9b9dac",
-    "sha256:3bf6174e991d942953303482496d1e1cfe531c1a3e92c7ec5f51d1f53a0ba8da",
-    "sha256:9552041665399d0c4c620a35a4319fd4de20f193220ed9194c73ab142a6e89ef",
+    "sha256:a8d9b4cef38f6b9c6d96c874062f38b2dc70fa5196cd9878e510df64b4718367",
+    "sha256:41960d619f25795bd8d4f15ba1c035ee4b5e52f2f4d2f3ff52216aabc9ee69e2",
+    "sha256:31fb9ed5cb7c426e6d908a1fbc713ed84cb853c4e2941f2b195109f7a4c9a50f",
+    "sha256:c9dcedc1432d5168d097db671a97d7a759fe005046c95fc31912dc401ee13185",
+    "sha256:78b78cdaa0fd86fe568bbf99c9c14d9d539361dc0a0a74fa95b6404bb4b9c3b3",
+    "sha256:5a5a4cdf54df87958a5146e64dbe6a8c1efa1e5bf606040a84bea19ba65c0e5c",
+    "sha256:6ff683744344ef121fe77e6523589793288a855a841ce92967e7995f61e94a21",
+    "sha256:ef0a4d76a2245825bae1a1768125646c5140b373adf2977ab3386a0421fcfebc",
+    "sha256:2685580dd4e38b710e398fee74c04809ee92c95ed692fc73dbf2d912659a7f25",
+    "sha256:40415dbfe1bd115cc33707a10b3dce57246ea133d4118bea92af645e5448b4dc",
 ]
 BUSYBOX_TOP = "sha256:40cf597a9181e86497f4121c604f9f0ab208950a98ca21db883f26b0a548a2eb"
 LABEL_LINES = ["Setting default process type 'web'", "Adding label 'io.buildpacks.lifecycle.metadata'",
@@ -143,17 +143,17 @@ def test_app_cache_and_rebased_digests_are_pinned(run: Run, root: Path) -> None:
     cache_dir = oci / "index.docker.io" / "library" / "my-cache" / "latest"
     assert (_digest(app_dir), _digest(v2_dir, "v2"), _digest(cache_dir)) == (APP_DIGEST, APP_DIGEST, CACHE_DIGEST)
     assert [d.digest for d in Layout(app_dir).image().manifest.layers] == APP_LAYERS
-    images = [f"*** Images ({APP_DIGEST}):", f"      {app_dir}", f"      {v2_dir}", "*** Manifest Size: 2006"]
+    images = [f"*** Images ({APP_DIGEST}):", f"      {app_dir}", f"      {v2_dir}", "*** Manifest Size: 2007"]
     assert _lines(res.stdout) == [
-        "Adding layer 'acme/one:both' (243 B, T)",
-        "Adding layer 'acme/one:run' (340 B, T)",
-        "Adding layer 'acme/two:a-first' (240 B, T)",
-        "Adding layer 'acme/two:z-last' (247 B, T)",
-        "Adding layer 'buildpacksio/lifecycle:launch.sbom' (995 B, T)",
+        "Adding layer 'acme/one:both' (261 B, T)",
+        "Adding layer 'acme/one:run' (356 B, T)",
+        "Adding layer 'acme/two:a-first' (260 B, T)",
+        "Adding layer 'acme/two:z-last' (263 B, T)",
+        "Adding layer 'buildpacksio/lifecycle:launch.sbom' (1.0 kB, T)",
         "Added 2/2 app layer(s)",
-        "Adding layer 'buildpacksio/lifecycle:launcher' (174 B, T)",
-        "Adding layer 'buildpacksio/lifecycle:config' (670 B, T)",
-        "Adding layer 'buildpacksio/lifecycle:process-types' (178 B, T)",
+        "Adding layer 'buildpacksio/lifecycle:launcher' (188 B, T)",
+        "Adding layer 'buildpacksio/lifecycle:config' (683 B, T)",
+        "Adding layer 'buildpacksio/lifecycle:process-types' (181 B, T)",
         *LABEL_LINES,
         f"Saving {app_dir}...",
         f"Saving {v2_dir}...",
@@ -210,7 +210,7 @@ def test_app_cache_and_rebased_digests_are_pinned(run: Run, root: Path) -> None:
         f"*** Images ({REBASED_DIGEST}):",
         f"      {app_dir}",
         f"      {rebased_dir}",
-        "*** Manifest Size: 2006",
+        "*** Manifest Size: 2007",
     ], res.stdout
 
 

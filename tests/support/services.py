@@ -134,13 +134,15 @@ class Registry:
         _stop(self.proc)
 
 
-def start_registry(base_dir: Path, *, auth: tuple[str, str] | None = None, readonly: bool = False) -> Registry:
-    """Start ``docker-registry serve`` on a free 127.0.0.1 port and wait for ``/v2/``."""
+def start_registry(base_dir: Path, *, auth: tuple[str, str] | None = None, port: int | None = None,
+                   readonly: bool = False) -> Registry:
+    """Start ``docker-registry serve`` on ``port`` (default: a free one) of 127.0.0.1 and wait for ``/v2/``
+    (``readonly``: the storage's read-only maintenance mode)."""
     exe = _tool("docker-registry")
     base_dir.mkdir(parents=True, exist_ok=True)
     data = base_dir / "data"
     data.mkdir(exist_ok=True)
-    port = free_port()
+    port = free_port() if port is None else port
     config = [
         "version: 0.1",
         "log:",

@@ -164,7 +164,7 @@ if $need_venv; then
     echo "ERROR: setup: python3 is $(python3 -V 2>&1); the package needs Python 3.11 or newer" >&2; exit 2; }
   [[ -x $py ]] || quietly python3 -m venv "$venv"
   quietly "$py" -m pip install -q --disable-pip-version-check --upgrade pip
-  quietly "$py" -m pip install -q --disable-pip-version-check -e '.[test]'
+  quietly "$py" -m pip install -q --disable-pip-version-check -e '.[test,freeze]'
   echo "$venv_key" > "$venv/.installed"
   echo "setup: installed $venv (cnb-lifecycle, editable, with its test tools;" \
        "$("$py" -m pip list --format=freeze 2>/dev/null | wc -l) packages) ($(took "$t0"))"

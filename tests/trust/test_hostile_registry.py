@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ from tests.support.fake_registry import (
     Storage,
     TLSFiles,
     endless,
+    free_loopback_port,
     image,
     make_tls,
     trickle,
@@ -79,7 +81,12 @@ class Rig:
     def env(self, **extra: str) -> dict[str, str]:
         docker = self.tmp / "docker-empty"
         docker.mkdir(exist_ok=True)
-        return base_env(SSL_CERT_FILE=str(self.tls_files.ca), DOCKER_CONFIG=str(docker), **extra)
+        env = base_env(SSL_CERT_FILE=str(self.tls_files.ca), DOCKER_CONFIG=str(docker))
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+            env.pop(name, None)
+            env.pop(name.lower(), None)
+        env.update(extra)
+        return env
 
     def run(self, program: str, *args: str, env: dict[str, str] | None = None, limit: int = MEMORY_LIMIT,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -278,7 +285,7 @@ def test_trickling_registry_hits_the_deadline(rig: Rig) -> None:
     took = time.monotonic() - start
     line = one_error(res, 32)
     assert reg.host in line and "CNB_REGISTRY_DEADLINE" in line
-    assert took < 15, took
+    assert took < 40, took  # generous for a loaded machine; unbounded would be 65 s or more
 
 
 def test_silent_registry_hits_the_idle_timeout(rig: Rig) -> None:
@@ -290,7 +297,7 @@ def test_silent_registry_hits_the_idle_timeout(rig: Rig) -> None:
     took = time.monotonic() - start
     line = one_error(res, 32)
     assert reg.host in line and ("CNB_REGISTRY_TIMEOUT" in line or "CNB_REGISTRY_DEADLINE" in line)
-    assert took < 15, took
+    assert took < 40, took  # generous for a loaded machine; the server would hang for 120 s
 
 
 @pytest.mark.parametrize("value", ["0", "-5"])
@@ -494,3 +501,103 @@ def test_cache_layer_is_not_read_past_its_descriptor(rig: Rig, declared: bool) -
     biggest = max((p.stat().st_size for p in (rig.tmp / "layers").rglob("*") if p.is_file()), default=0)
     assert biggest < (1 << 20)
     assert not list((rig.tmp / "layers").rglob(".restore-*"))
+
+
+# ---- secrets never reach the output (issue 9, point 5) -------------------------------------------
+SECRET = "Zx9-sEcReT-42"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def denying(seen: Seen) -> Reply | None:
+    """401 Basic without credentials, 403 with any."""
+    if not seen.path.startswith("/v2/"):
+        return None
+    if seen.auth is None:
+        return Reply(401, {"WWW-Authenticate": 'Basic realm="fake"'}, b"")
+    return Reply(403, {"Content-Type": "application/json"}, b'{"errors":[{"code":"DENIED","message":"no"}]}')
+
+
+def _no_secret(res: subprocess.CompletedProcess[str], codes: tuple[int, ...]) -> None:
+    assert res.returncode in codes, res.stdout
+    assert SECRET not in res.stdout and _b64(SECRET) not in res.stdout, res.stdout
+    assert "Traceback" not in res.stdout and "unexpected failure" not in res.stdout, res.stdout
+    assert len([line for line in res.stdout.splitlines() if line.startswith("ERROR: ")]) == 1, res.stdout
+    assert not _CONTROL.search(res.stdout), res.stdout
+
+
+@pytest.mark.parametrize(("make", "code"), [
+    (lambda host: json.dumps({host: f"Bearer {SECRET}\nX-Injected: 1"}), 3),
+    (lambda host: json.dumps({host: f"Bearer {SECRET}\x00"}), 3),
+    (lambda host: json.dumps({host: f"Bearer {SECRET}\u00e9"}), 3),
+    (lambda host: json.dumps({host: "Bearer " + "S" * 100_000 + SECRET}), 3),
+    (lambda host: json.dumps({host: "Basic " + _b64(f"alice:{SECRET}\n\x00\u00e9")}), 32),
+    (lambda host: json.dumps({host: f"Bearer {SECRET}"}), 32),
+    (lambda host: json.dumps({f"Basic {SECRET}": host}), 32),
+    (lambda host: '{"' + host + '": "Bearer ' + SECRET, 3),
+    (lambda host: "[" * 100_000 + SECRET, 3),
+    (lambda host: json.dumps({host: [SECRET]}), 3),
+], ids=["newline", "nul", "non-ascii", "very-long", "basic-with-controls", "bearer", "swapped", "truncated-json",
+        "deep-json", "wrong-type"])
+def test_cnb_registry_auth_never_shown(rig: Rig, make: Callable[[str], str], code: int) -> None:
+    reg = rig.registry()
+    reg.rules.append(denying)
+    res, out = rig.analyze(reg, "-log-level", "debug", env=rig.env(CNB_REGISTRY_AUTH=make(reg.host)))
+    _no_secret(res, (code,))
+    assert not out.exists()
+    if code == 3:
+        assert reg.seen() == []
+
+
+@pytest.mark.parametrize("case", ["auth-with-controls", "password", "identity-token", "malformed", "deep",
+                                  "huge", "fifo", "bad-base64"])
+def test_docker_config_secrets_never_shown(rig: Rig, case: str) -> None:
+    reg = rig.registry()
+    reg.rules.append(denying)
+    docker = rig.tmp / "docker"
+    docker.mkdir()
+    config = docker / "config.json"
+    if case == "auth-with-controls":
+        config.write_text(json.dumps({"auths": {reg.host: {"auth": _b64(f"alice:{SECRET}\n\x1b[2J")}}}))
+    elif case == "password":
+        config.write_text(json.dumps({"auths": {reg.host: {"username": "alice", "password": SECRET + "\x00"}}}))
+    elif case == "identity-token":
+        reg.rules.insert(0, challenge(f"{reg.url}/token"))
+        config.write_text(json.dumps({"auths": {reg.host: {"identitytoken": SECRET + "\n"}}}))
+    elif case == "malformed":
+        config.write_text('{"auths": {"' + reg.host + '": {"auth": "' + _b64(f"alice:{SECRET}"))
+    elif case == "deep":
+        config.write_text("[" * 100_000 + SECRET)
+    elif case == "huge":
+        config.write_text(json.dumps({"auths": {reg.host: {"auth": _b64(f"alice:{SECRET}")}},
+                                      "padding": "x" * (5 << 20)}))
+    elif case == "fifo":
+        os.mkfifo(config)
+    else:
+        config.write_text(json.dumps({"auths": {reg.host: {"auth": SECRET + "!!"}}}))
+    env = rig.env()
+    env["DOCKER_CONFIG"] = str(docker)
+    start = time.monotonic()
+    res, out = rig.analyze(reg, "-log-level", "debug", env=env)
+    _no_secret(res, (32,))
+    assert time.monotonic() - start < 60
+    assert not out.exists()
+
+
+# ---- proxies ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("no_proxy", ["", "127.0.0.3"])
+def test_http_proxy_from_the_environment(rig: Rig, no_proxy: str) -> None:
+    proxy = rig.registry()  # answers absolute-form requests from its storage, as a forwarding proxy would
+    registry = f"127.0.0.3:{free_loopback_port('127.0.0.3')}"
+    env = rig.env(HTTP_PROXY=proxy.url, NO_PROXY=no_proxy)
+    out = rig.tmp / "out" / "analyzed.toml"
+    res = rig.run("analyzer", "-analyzed", str(out), "-insecure-registry", registry, "-run-image",
+                  f"{registry}/library/run", f"{registry}/app", env=env)
+    if no_proxy:
+        assert "cannot connect to the registry" in one_error(res, 32)
+        assert proxy.seen() == []
+    else:
+        assert res.returncode == 0, res.stdout
+        assert proxy.seen() and all(s.path.startswith(f"http://{registry}/v2/") for s in proxy.seen())

@@ -1,0 +1,230 @@
+"""The OCI-layout distribution flow on our output, with the pinned Go tools (tests/tools/go-tools.txt):
+oras moves our layouts to the test registry on 127.0.0.1 and back, notation signs them in place
+and the signatures survive our rebuilds, and layouts crane writes work as run and previous images."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lifecycle.image.layout import Layout
+from tests.conftest import BUSYBOX, BUSYBOX_MANIFEST, LAYOUT_REPO, Run, base_env
+from tests.differential.workspace import make_app, make_layers
+from tests.support.gotools import go_tool
+from tests.support.services import Registry
+
+pytestmark = pytest.mark.tools
+
+
+def tool(name: str, *args: str, env: dict[str, str] | None = None, code: int = 0) -> str:
+    """Run the pinned Go tool ``name``; its output (stdout and stderr), asserting the exit code."""
+    res = subprocess.run([str(go_tool(name)), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=300, env=env)
+    assert res.returncode == code, f"{name} {' '.join(args)}:\n{res.stdout}"
+    return res.stdout
+
+
+@dataclass
+class Build:
+    """An OCI root with the busybox run image, a layers dir and an app dir."""
+
+    root: Path
+    oci: Path
+    layers: Path
+    app: Path
+    launcher: Path
+
+    def image_dir(self, name: str = "my-app", tag: str = "latest") -> Path:
+        return self.oci / "index.docker.io" / "library" / name / tag
+
+    def analyze(self, run: Run, *args: str, run_image: str = "busybox", image: str = "my-app") -> dict[str, object]:
+        res = run("analyzer", "-oci", "-oci-dir", str(self.oci), "-layers", str(self.layers),
+                  "-run-image", run_image, *args, image, env=base_env())
+        assert res.returncode == 0, res.stdout
+        return tomllib.loads((self.layers / "analyzed.toml").read_text())
+
+    def export(self, run: Run, *names: str) -> str:
+        res = run("exporter", "-oci", "-oci-dir", str(self.oci), "-layers", str(self.layers), "-app", str(self.app),
+                  "-launcher", str(self.launcher), *(names or ("my-app",)), env=base_env())
+        assert res.returncode == 0, res.stdout
+        return res.stdout
+
+    def build(self, run: Run, *names: str, run_image: str = "busybox") -> str:
+        self.analyze(run, run_image=run_image, image=names[0] if names else "my-app")
+        return self.export(run, *names)
+
+
+@pytest.fixture
+def build(tmp_path: Path) -> Build:
+    oci = tmp_path / "oci"
+    shutil.copytree(LAYOUT_REPO, oci)
+    make_layers(tmp_path / "layers")
+    make_app(tmp_path / "app")
+    launcher = tmp_path / "launcher"
+    shutil.copy(go_tool("launcher"), launcher)
+    os.chmod(launcher, 0o755)
+    return Build(tmp_path, oci, tmp_path / "layers", tmp_path / "app", launcher)
+
+
+def tagged(layout: Path, tag: str = "latest") -> str:
+    """The manifest digest ``tag`` names in ``layout``'s index.json."""
+    return Layout(layout).image(tag).manifest_digest
+
+
+# ---- oras ---------------------------------------------------------------------------------------
+
+def test_oras_copies_our_layout_to_the_registry_and_back(run: Run, build: Build, registry: Registry) -> None:
+    build.build(run)
+    layout = build.image_dir()
+    digest = tagged(layout)
+    target = registry.ref("oras/my-app", "v1")
+    out = tool("oras", "cp", "--from-oci-layout", f"{layout}:latest", "--to-plain-http", target)
+    assert digest in out
+    fetched = tool("oras", "manifest", "fetch", "--plain-http", "--descriptor", target)
+    assert json.loads(fetched)["digest"] == digest
+    # Back into a layout where our resolver looks for a previous image; the analyzer reads it.
+    back = build.image_dir("from-oras")
+    back.parent.mkdir(parents=True)
+    tool("oras", "cp", "--from-plain-http", target, "--to-oci-layout", f"{back}:latest")
+    local = tool("oras", "manifest", "fetch", "--oci-layout", f"{back}:latest")
+    assert local.encode() == (layout / "blobs" / "sha256" / digest.split(":")[1]).read_bytes()
+    analyzed = build.analyze(run, "-previous-image", "from-oras")
+    assert analyzed["image"] == {"reference": f"{back}@{digest}"}
+    # Rebuilding on it as previous image reuses every layer.
+    res = run("exporter", "-oci", "-oci-dir", str(build.oci), "-layers", str(build.layers), "-app", str(build.app),
+              "-launcher", str(build.launcher), "my-app", env=base_env())
+    assert res.returncode == 0, res.stdout
+    assert "Adding layer" not in res.stdout
+    assert "Reused 1/1 app layer(s)" in res.stdout
+
+
+# ---- notation -----------------------------------------------------------------------------------
+
+TRUST_POLICY = {"version": "1.0", "trustPolicies": [{
+    "name": "lifecycle-test", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+    "trustStores": ["ca:lifecycle-test"], "trustedIdentities": ["*"]}]}
+
+
+@pytest.fixture
+def notation_env(tmp_path: Path) -> dict[str, str]:
+    """notation's config and keys under tmp_path (never ~/.config), a test key and a trust policy."""
+    env = base_env(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "config"),
+                   XDG_CACHE_HOME=str(tmp_path / "cache"), NOTATION_EXPERIMENTAL="1")
+    env.pop("NOTATION_CONFIG", None)
+    tool("notation", "cert", "generate-test", "--default", "lifecycle-test", env=env)
+    policy = tmp_path / "config" / "notation" / "trustpolicy.json"
+    policy.write_text(json.dumps(TRUST_POLICY))
+    return env
+
+
+def signatures(layout: Path) -> list[dict[str, object]]:
+    index = json.loads((layout / "index.json").read_text())
+    return [d for d in index["manifests"]
+            if "org.opencontainers.image.ref.name" not in (d.get("annotations") or {})]
+
+
+def verify(layout: Path, ref: str, env: dict[str, str], code: int = 0) -> str:
+    return tool("notation", "verify", "--oci-layout", "--scope", "local/my-app", f"{layout}{ref}", env=env, code=code)
+
+
+def test_notation_signatures_survive_rebuilds(run: Run, build: Build, notation_env: dict[str, str],
+                                              tmp_path: Path) -> None:
+    build.build(run, "my-app", "my-app:v2")
+    layout = build.image_dir()
+    digest = tagged(layout)
+    assert "Successfully signed" in tool("notation", "sign", "--oci-layout", f"{layout}@{digest}", env=notation_env)
+    [signature] = signatures(layout)
+    manifest = json.loads((layout / "blobs" / "sha256" / str(signature["digest"]).split(":")[1]).read_text())
+    assert manifest["subject"]["digest"] == digest
+    assert "Successfully verified" in verify(layout, f"@{digest}", notation_env)
+    assert not (tmp_path / "home" / ".config").exists()
+
+    # Another tag, then the signed tag rebuilt from the same inputs: same digest, signature kept, verifies.
+    build.build(run, "my-app:v3")
+    build.build(run, "my-app")
+    assert tagged(layout) == digest
+    assert signatures(layout) == [signature]
+    assert "Successfully verified" in verify(layout, ":latest", notation_env)
+
+    # A changed app: the tag moves to the new image; the signature manifest, its blobs and the image it
+    # signs stay in the layout; the new image is not signed.
+    (build.app / "hello.txt").write_text("changed\n")
+    build.build(run, "my-app")
+    new = tagged(layout)
+    assert new != digest
+    assert signatures(layout) == [signature]
+    for blob in (digest, str(signature["digest"]), manifest["layers"][0]["digest"]):
+        assert (layout / "blobs" / "sha256" / blob.split(":")[1]).is_file()
+    assert "no signature is associated" in verify(layout, f"@{new}", notation_env, code=1)
+    # Signed again: both signatures are kept side by side, and the new image verifies.
+    tool("notation", "sign", "--oci-layout", f"{layout}@{new}", env=notation_env)
+    assert len(signatures(layout)) == 2
+    assert "Successfully verified" in verify(layout, ":latest", notation_env)
+
+
+# ---- crane --------------------------------------------------------------------------------------
+
+def _push_busybox_platforms(registry: Registry, repo: str, *, docker_list: bool) -> str:
+    """busybox for linux/amd64 and (relabelled) linux/arm64 behind one index in the registry."""
+    amd64, arm64, multi = (registry.ref(repo, t) for t in ("amd64", "arm64", "multi"))
+    tool("crane", "push", "--insecure", str(BUSYBOX), amd64)
+    tool("crane", "mutate", "--insecure", amd64, "--set-platform", "linux/arm64", "-t", arm64)
+    extra = ["--docker-empty-base"] if docker_list else []
+    tool("crane", "index", "append", "--insecure", *extra, "-m", amd64, "-m", arm64, "-t", multi)
+    return multi
+
+
+def test_crane_single_platform_layout_is_a_run_image(run: Run, build: Build, registry: Registry) -> None:
+    tool("crane", "push", "--insecure", str(BUSYBOX), registry.ref("crane/busybox"))
+    pulled = build.image_dir("crane-busybox")
+    tool("crane", "pull", "--insecure", "--format=oci", registry.ref("crane/busybox"), str(pulled))
+    analyzed = build.analyze(run, run_image="crane-busybox")
+    assert analyzed["run-image"]["reference"] == f"{pulled}@{BUSYBOX_MANIFEST}"  # type: ignore[index]
+    build.export(run)
+    image = Layout(build.image_dir()).image()
+    assert image.manifest.layers[0].digest == Layout(BUSYBOX).image().manifest.layers[0].digest
+
+
+@pytest.mark.parametrize("docker_list", [False, True], ids=["oci-index", "docker-manifest-list"])
+def test_crane_multi_platform_layout_is_a_run_image(run: Run, build: Build, registry: Registry,
+                                                    docker_list: bool) -> None:
+    multi = _push_busybox_platforms(registry, f"crane/multi-{int(docker_list)}", docker_list=docker_list)
+    pulled = build.image_dir("crane-multi")
+    tool("crane", "pull", "--insecure", "--format=oci", multi, str(pulled))
+    analyzed = build.analyze(run, run_image="crane-multi")
+    run_image = analyzed["run-image"]
+    assert isinstance(run_image, dict)
+    assert run_image["reference"] == f"{pulled}@{BUSYBOX_MANIFEST}"
+    assert run_image["target"] == {"os": "linux", "arch": "amd64"}
+    build.export(run)
+    assert Layout(build.image_dir()).image().config.dump()["architecture"] == "amd64"
+
+
+@pytest.mark.parametrize("multi_platform", [False, True], ids=["single", "multi-platform"])
+def test_crane_layout_is_a_previous_image(run: Run, build: Build, registry: Registry, multi_platform: bool) -> None:
+    build.build(run)
+    ours = build.image_dir()
+    digest = tagged(ours)
+    pushed = registry.ref(f"crane/app-{int(multi_platform)}", "amd64")
+    tool("crane", "push", "--insecure", str(ours), pushed)
+    if multi_platform:
+        arm64 = registry.ref(f"crane/app-{int(multi_platform)}", "arm64")
+        tool("crane", "mutate", "--insecure", pushed, "--set-platform", "linux/arm64", "-t", arm64)
+        tool("crane", "index", "append", "--insecure", "-m", pushed, "-m", arm64, "-t",
+             registry.ref(f"crane/app-{int(multi_platform)}", "multi"))
+        pushed = registry.ref(f"crane/app-{int(multi_platform)}", "multi")
+    shutil.rmtree(ours)
+    tool("crane", "pull", "--insecure", "--format=oci", pushed, str(ours))
+    analyzed = build.analyze(run)
+    assert analyzed["image"] == {"reference": f"{ours}@{digest}"}
+    out = build.export(run)
+    assert "Adding layer" not in out, out
+    assert "Reusing layer 'acme/one:run'" in out
+    assert tagged(ours) == digest
