@@ -1,5 +1,6 @@
 """Export benchmark: a ~300 MB synthetic app onto the busybox run image, cold and with a previous
-image, against `tar -c | pigz -6` and `umoci repack` of the same tree; then the same export to a
+image, against upstream's exporter (v0.21.17 from `make tools`, `-layout`) on the same workload,
+`tar -c | pigz -6` and `umoci repack` of the same tree; then the same export to a
 docker-registry on 127.0.0.1 beside `skopeo copy` of the finished layout image to that registry,
 all measured in the same run.
 
@@ -18,7 +19,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # tests.support.services starts the registry
+sys.path.insert(0, str(REPO))  # tests.support.services starts the registry; gotools finds upstream
+from tests.support.gotools import tool_path  # noqa: E402
+
 FIXTURE = REPO / "tests" / "fixtures" / "layout-repo"
 BIN = Path(sys.executable).parent
 
@@ -71,6 +74,7 @@ def main() -> None:
         size = make_app(app)
         shutil.copytree(FIXTURE, oci)
         (layers / "config").mkdir(parents=True)
+        (layers / "config" / "metadata.toml").write_text("")  # the builder's output; upstream requires it
         (layers / "group.toml").write_text("")
         env = {**os.environ, "CNB_PLATFORM_API": "0.15", "PATH": f"{BIN}:{os.environ['PATH']}"}
         common = ["-oci", "-oci-dir", str(oci), "-layers", str(layers)]
@@ -82,6 +86,7 @@ def main() -> None:
         warm = timed([str(BIN / "exporter"), *common, "-app", str(app), "bench-app"], env=env)
         app_blob = max((p.stat().st_size for p in (oci / "index.docker.io" / "library" / "bench-app" / "latest"
                                                    / "blobs" / "sha256").iterdir()), default=0)
+        up_cold, up_warm, up_blobs = upstream_export(work, app, layers, env)
         pigz = timed(f"tar -C {work} -cf - workspace | pigz -6 > {work}/ref.tgz", shell=True)
         pigz_size = (work / "ref.tgz").stat().st_size
         umoci = umoci_repack(work, app)
@@ -93,6 +98,13 @@ def main() -> None:
                                    ("tar -c | pigz -6 (reference)", pigz), ("umoci repack (reference)", umoci)):
             print(f"{name:<36}{wall:>8.2f}{peak:>10.0f}{wall / pigz[0]:>9.2f}{wall / umoci[0]:>9.2f}")
         print(f"compressed app layer: {app_blob / (1 << 20):.1f} MiB (pigz -6: {pigz_size / (1 << 20):.1f} MiB)")
+        print(f"{'upstream v0.21.17 (-layout), same run':<36}{'wall s':>8}{'peak MiB':>10}{'ours/upstream':>15}")
+        for name, (wall, peak), mine in (("upstream exporter, cold", up_cold, cold),
+                                         ("upstream exporter, previous image", up_warm, warm)):
+            print(f"{name:<36}{wall:>8.2f}{peak:>10.0f}{mine[0] / wall:>15.2f}")
+        ours_blobs = sum(p.stat().st_size for p in (oci / "index.docker.io" / "library" / "bench-app" / "latest"
+                                                    / "blobs" / "sha256").iterdir())
+        print(f"app image blobs: ours {ours_blobs / (1 << 20):.1f} MiB, upstream {up_blobs / (1 << 20):.1f} MiB")
         print(f"{'to a registry on 127.0.0.1':<36}{'wall s':>8}{'peak MiB':>10}{'vs layout+skopeo':>18}")
         budget = cold[0] + skopeo[0]
         for name, (wall, peak) in (("exporter, cold, to the registry", pushed),
@@ -102,6 +114,32 @@ def main() -> None:
               "peak < 100 MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def upstream_export(work: Path, app: Path, layers: Path, env: dict[str, str]
+                    ) -> tuple[tuple[float, float], tuple[float, float], int]:
+    """Upstream's analyzer + exporter (`make tools`) on the same app and layers into its own layout
+    root, cold and again with the first image as previous image (exports timed); its blob bytes."""
+    lifecycle, launcher = tool_path("lifecycle"), tool_path("launcher")
+    for tool in (lifecycle, launcher):
+        if not os.access(tool, os.X_OK):
+            raise SystemExit(f"{tool} is not installed (run `make tools`)")
+    bindir, oci = work / "upstream-bin", work / "oci-upstream"
+    bindir.mkdir()
+    for phase in ("analyzer", "exporter"):
+        (bindir / phase).symlink_to(lifecycle)
+    shutil.copytree(FIXTURE, oci)
+    up_env = {**env, "CNB_EXPERIMENTAL_MODE": "silent"}
+    common = ["-layout", "-layout-dir", str(oci), "-layers", str(layers), "-analyzed", str(work / "up-analyzed.toml")]
+    analyze = [str(bindir / "analyzer"), *common, "-run-image", "busybox", "bench-app"]
+    export = [str(bindir / "exporter"), *common, "-app", str(app), "-launcher", str(launcher),
+              "-report", str(work / "up-report.toml"), "bench-app"]
+    subprocess.run(analyze, env=up_env, check=True, stdout=subprocess.DEVNULL)
+    cold = timed(export, env=up_env)
+    subprocess.run(analyze, env=up_env, check=True, stdout=subprocess.DEVNULL)
+    warm = timed(export, env=up_env)
+    blobs = oci / "index.docker.io" / "library" / "bench-app" / "latest" / "blobs" / "sha256"
+    return cold, warm, sum(p.stat().st_size for p in blobs.iterdir())
 
 
 def registry_export(work: Path, app: Path, env: dict[str, str], layout_image: Path
