@@ -47,6 +47,7 @@ bench: install frozen
 	$(PY) bench/export.py
 	$(PY) bench/launch.py
 	$(PY) bench/startup.py
+	$(PY) bench/daemon.py
 
 # What the lifecycle image is built from (part of `make install`): dependency wheels into dist/wheels
 # (pip's index) and the debootstrap'd base rootfs tarball (Debian mirror; needs root and debootstrap;

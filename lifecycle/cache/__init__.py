@@ -3,10 +3,10 @@
 Two kinds share one interface (:class:`Cache`):
 
 - :class:`~lifecycle.cache.volume.VolumeCache` (``-cache-dir``): upstream's directory format;
-- :class:`~lifecycle.cache.image.ImageCache` (``-cache-image`` with ``-oci``): a cache image in
-  an OCI layout under the layout root;
-- :class:`~lifecycle.cache.registry_image.RegistryImageCache` (``-cache-image`` in registry mode,
-  neither ``-oci`` nor ``-daemon``): a cache image in a registry, as upstream keeps it.
+- :class:`~lifecycle.cache.registry_image.RegistryImageCache` (``-cache-image <ref>``, also with
+  ``-oci``, as upstream and pack expect; not with ``-daemon``): a cache image in a registry;
+- :class:`~lifecycle.cache.image.ImageCache` (``-cache-image oci:<ref>`` with ``-oci``): a cache
+  image in an OCI layout under the layout root (decision D14's explicit form).
 
 Layers are identified by diffID (``sha256:<hex>`` of the uncompressed tar). Reading a layer
 hands out the uncompressed tar stream; the reader verifies it (the restorer hashes while it
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from lifecycle.image.auth import Keychain
     from lifecycle.platform.settings import Settings
 
-__all__ = ["METADATA_LABEL", "Cache", "CacheError", "CacheMetadata", "CacheReadError", "check_diff_id",
-           "from_settings", "open_cache"]
+__all__ = ["LAYOUT_CACHE_PREFIX", "METADATA_LABEL", "Cache", "CacheError", "CacheMetadata", "CacheReadError",
+           "cache_image_in_layout", "check_cache_image", "check_diff_id", "from_settings", "open_cache"]
 
 _DIFF_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -96,6 +96,7 @@ class Cache(Protocol):
         ...
 
 
+LAYOUT_CACHE_PREFIX = "oci:"
 DAEMON_CACHE_IMAGE = ("-cache-image is not supported with -daemon (cache images live in a registry, or "
                       "in a layout with -oci); use -cache-dir")
 
@@ -116,20 +117,46 @@ def open_cache(*, cache_dir: str | Path | None, cache_image: str | None,
     return None
 
 
+def cache_image_in_layout(value: str) -> str | None:
+    """The reference of ``-cache-image oci:<ref>`` (a cache image kept in a layout), else None."""
+    return value[len(LAYOUT_CACHE_PREFIX):] if value.startswith(LAYOUT_CACHE_PREFIX) else None
+
+
+def check_cache_image(settings: Settings) -> None:
+    """Input errors of ``-cache-image`` (exit 3): the layout form needs ``-oci`` and a reference."""
+    from lifecycle.errors import InputError
+
+    value = str(settings["cache-image"] or "")
+    layout_ref = cache_image_in_layout(value)
+    if layout_ref is None:
+        return
+    if not settings["oci"]:
+        raise InputError(f"-cache-image {value}: the {LAYOUT_CACHE_PREFIX}<ref> form keeps the cache in an OCI "
+                         "layout and needs -oci")
+    if not layout_ref:
+        raise InputError(f"-cache-image {value}: a reference is required after '{LAYOUT_CACHE_PREFIX}'")
+
+
 def from_settings(settings: Settings, logger: Any, keychain: Keychain | None = None) -> Cache | None:
     """``open_cache`` from a phase's resolved settings (``-cache-dir``, ``-cache-image``, ``-oci``,
     ``-oci-dir``, ``-daemon``, ``-insecure-registry``; registry credentials from
-    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them, or ``keychain``). As upstream's
-    ``initCache``, the mode flags pick the kind of cache image: a layout under ``-oci-dir`` with
-    ``-oci``, none with ``-daemon`` (the daemon keeps no cache images), else a registry's."""
+    ``CNB_REGISTRY_AUTH`` and the Docker config, as the image store gets them, or ``keychain``).
+
+    Decision D14: ``-cache-image <ref>`` names a registry image in every mode (with ``-oci`` too,
+    as upstream and pack's ``oci:`` builds expect); ``-cache-image oci:<ref>`` keeps the cache image
+    in a layout under ``-oci-dir`` (needs ``-oci``); ``-daemon`` has no cache image."""
     image = str(settings["cache-image"] or "")
     if image and settings["daemon"]:
         raise CacheError(DAEMON_CACHE_IMAGE)
 
+    layout_ref = cache_image_in_layout(image) if image else None
+    if layout_ref is not None and not settings["oci"]:
+        raise CacheError(f"-cache-image {image}: the {LAYOUT_CACHE_PREFIX}<ref> form needs -oci")
+
     def image_cache(reference: str) -> Cache:
         from lifecycle.image.store import layout_store, registry_store
 
-        if settings["oci"]:
+        if layout_ref is not None:
             from lifecycle.cache.image import ImageCache
 
             return ImageCache(layout_store(str(settings["oci-dir"])), reference, logger)
@@ -140,5 +167,6 @@ def from_settings(settings: Settings, logger: Any, keychain: Keychain | None = N
                                registry_deadline=int(settings["registry-deadline"]))
         return RegistryImageCache(store, reference, logger)
 
-    return open_cache(cache_dir=str(settings["cache-dir"] or ""), cache_image=image, image_cache=image_cache,
+    return open_cache(cache_dir=str(settings["cache-dir"] or ""),
+                      cache_image=layout_ref if layout_ref is not None else image, image_cache=image_cache,
                       logger=logger)

@@ -37,6 +37,8 @@ from lifecycle.image.store import LayoutStore
 
 CHUNK = 1 << 20
 CREATED = "1980-01-01T00:00:01Z"
+EMPTY_TAR = bytes(1024)  # a tar archive with no entries: its two zero end blocks
+EMPTY_TAR_DIFF_ID = "sha256:" + hashlib.sha256(EMPTY_TAR).hexdigest()
 _GZIP_TYPES = {m.OCI_LAYER_GZIP, m.DOCKER_LAYER_GZIP, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"}
 _TAR_TYPES = {m.OCI_LAYER, "application/vnd.docker.image.rootfs.diff.tar"}
 _ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)  # typed as an instance in isal's stubs
@@ -327,6 +329,9 @@ def write_cache_image(layout: Layout, staged: dict[str, m.Descriptor], metadata:
     absent: a sparse layout); ``staged`` maps diffIDs to layer descriptors, in layer order.
     Returns the manifest's descriptor (not tagged)."""
     plat = host_platform()
+    if not staged:
+        # Some registries refuse an image without layers: an empty cache gets one empty tar, as upstream.
+        staged = {EMPTY_TAR_DIFF_ID: compress_layer(layout, io.BytesIO(EMPTY_TAR), EMPTY_TAR_DIFF_ID)}
     draft = Draft.scratch({
         "architecture": plat.architecture,
         "os": plat.os,

@@ -156,7 +156,10 @@ def _prepare(policy: Privileges, settings: Settings, logger: Any) -> tuple[Setti
     As root with uid 0, or when not root, nothing changes hands and nothing is dropped.
     """
     keychain = None
-    if policy.keychain and not settings["oci"] and not settings["daemon"]:
+    # Registry images: the default mode, and a registry cache image in any mode (decision D14).
+    cache_image = str(settings["cache-image"] or "")
+    registry_cache = bool(cache_image) and not cache_image.startswith("oci:")
+    if policy.keychain and ((not settings["oci"] and not settings["daemon"]) or registry_cache):
         from lifecycle.image.auth import Keychain
 
         keychain = Keychain.from_environ(settings.environ)

@@ -18,14 +18,34 @@ PRIVILEGES = Privileges(chown=("layers", "launch-cache"), keychain=True)
 
 
 def run(ctx: Context) -> None:
-    """Resolve inputs, analyze, write analyzed.toml."""
+    """Resolve inputs, check registry access, analyze, write analyzed.toml."""
+    from lifecycle.cache import cache_image_in_layout, check_cache_image
     from lifecycle.files import analyzed as analyzed_file
+    from lifecycle.image.access import ensure_registry_access
+    from lifecycle.image.registry import RegistryStore
+    from lifecycle.image.store import registry_store
     from lifecycle.phases.analyzer import analyze
-    from lifecycle.platform.resolve import analyze_inputs, image_store
+    from lifecycle.platform.resolve import analyze_inputs, check_refs, image_store
 
     s = ctx.settings
     store = image_store(s, ctx.keychain)
-    inputs = analyze_inputs(s, ctx.args[0])
+    if s["launch-cache"] and not s["daemon"]:
+        ctx.logger.warning("Ignoring -launch-cache, only intended for use with -daemon")
+    check_cache_image(s)
+    cache_image = str(s["cache-image"] or "")
+    registry_cache = cache_image if cache_image and cache_image_in_layout(cache_image) is None else ""
+    check_refs(registry_cache)
+    inputs = analyze_inputs(s, ctx.args[0], store)
+    # Upstream's checks before any build work: in registry mode the run and previous images must be
+    # readable and the output image and every tag writable; a registry cache image writable in every mode.
+    if isinstance(store, RegistryStore):
+        ensure_registry_access(store, read=[inputs.previous_image, inputs.run_image],
+                               write=[registry_cache, inputs.output_image, *s["tag"]])
+    elif registry_cache:
+        ensure_registry_access(registry_store(tuple(s["insecure-registry"] or ()), s.environ, ctx.keychain,
+                                              registry_timeout=int(s["registry-timeout"]),
+                                              registry_deadline=int(s["registry-deadline"])),
+                               write=[registry_cache])
     result = analyze(inputs, store, ctx.logger)
     try:
         analyzed_file.write(s["analyzed"], result)

@@ -23,22 +23,30 @@ def run(ctx: Context) -> None:
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
+    from lifecycle import __version__
     from lifecycle.cache import CacheError, from_settings
+    from lifecycle.errors import ExitCode, LifecycleError
     from lifecycle.files import group as group_file
     from lifecycle.phases.cache_export import export_cache
     from lifecycle.phases.exporter import export
     from lifecycle.phases.save import write_report
+    from lifecycle.phases.sbom import write_lifecycle_sboms
     from lifecycle.platform.resolve import export_inputs, image_store
 
     s = ctx.settings
     store = image_store(s, ctx.keychain)
     inputs = export_inputs(s, str(ctx.api), store, ctx.logger, output=ctx.args[0], tags=tuple(ctx.args[1:]))
     try:
+        write_lifecycle_sboms(inputs.layers, __version__)
+    except OSError as exc:
+        raise LifecycleError(f"failed to export: failed to copy buildpacksio SBOMs: {exc.strerror or exc}: "
+                             f"{exc.filename or ''}", ExitCode.EXPORT) from None
+    try:
         cache = from_settings(s, ctx.logger, ctx.keychain)
     except CacheError as exc:
         ctx.logger.warning(f"Failed to export cache: {exc}")
         cache = None
-    if s["launch-cache"] and not s["daemon"]:
+    if s["launch-cache"] and not s["daemon"] and ctx.program != "creator":  # the analyzer step said so
         ctx.logger.warning("Ignoring -launch-cache, only intended for use with -daemon")
     if cache is None:
         if ctx.program != "creator":  # the creator's restore step already said so

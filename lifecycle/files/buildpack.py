@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
+from lifecycle.api import ApiVersion
 from lifecycle.errors import LifecycleError
 from lifecycle.files import _toml
 from lifecycle.files._model import KebabModel
@@ -88,12 +89,17 @@ class BuildpackToml(KebabModel):
         return bool(self.order)
 
     def target_list(self) -> list[TargetSpec]:
-        """Declared targets; inferred as upstream when none (``*`` stack: any; ``bin/build``: linux)."""
+        """Declared targets; inferred as upstream when none: the ``io.buildpacks.stacks.bionic``
+        stack is ubuntu 18.04 on linux/amd64 from Buildpack API 0.10, or below 0.10 when it is the
+        only stack listed (a pre-0.10 buildpack listing several stacks says nothing about targets);
+        ``*``: any; else ``bin/build``: linux."""
         if self.targets:
             return list(self.targets)
         out: list[TargetSpec] = []
         for stack in self.stacks:
             if stack.id == "io.buildpacks.stacks.bionic":
+                if not self._bionic_is_a_target():
+                    continue
                 bionic = Distro(name="ubuntu", version="18.04")
                 out.append(TargetSpec(os="linux", arch="amd64", distros=[bionic]))
             elif stack.id == "*":
@@ -101,6 +107,13 @@ class BuildpackToml(KebabModel):
         if not out and (self.dir / "bin" / "build").exists():
             out.append(TargetSpec(os="linux"))
         return out
+
+    def _bionic_is_a_target(self) -> bool:
+        try:
+            at_least_0_10 = ApiVersion.parse(self.api) >= ApiVersion(0, 10)
+        except ValueError:
+            at_least_0_10 = False
+        return at_least_0_10 or len(self.stacks) == 1
 
 
 def read(path: Path) -> BuildpackToml:

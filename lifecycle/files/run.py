@@ -13,9 +13,3 @@ def read_images(path: Path) -> list[dict[str, Any]]:
     data = _toml.read(path, missing_ok=True) or {}
     images = data.get("images", [])
     return [i for i in images if isinstance(i, dict) and i.get("image")]
-
-
-def first_image(path: Path) -> str:
-    """The first run image named in ``run.toml``, or ``""``."""
-    images = read_images(path)
-    return str(images[0]["image"]) if images else ""

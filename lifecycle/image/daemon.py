@@ -272,9 +272,9 @@ class DaemonStore:
     def _load_error(archive: DockerArchive, text: str) -> str:
         text = clean(text)
         if archive.missing:
-            return (f"loading into the Docker daemon failed: {text}; the layout is missing layer blobs "
-                    f"{', '.join(sorted(archive.missing))} and the daemon does not have those layers "
-                    f"(load or pull the run image into the daemon first)")
+            return (f"loading into the Docker daemon failed: {text}; the archive leaves out layers "
+                    f"{', '.join(sorted(archive.missing))} because the daemon was expected to hold their layer "
+                    f"chains (the same layers below them, in the run image or the previous image), and it does not")
         return f"loading into the Docker daemon failed: {text}"
 
 
@@ -331,6 +331,10 @@ class DockerArchive:
             size = os.stat(path).st_size
         except FileNotFoundError:
             raise ImageError(f"blob {desc.digest} is missing from layout {self.layout.path}") from None
+        if desc.size == 0 and size:
+            # A daemon image's layer, named by its diffID: the daemon never tells its size; the
+            # digest is still verified while streaming.
+            desc = m.Descriptor(mediaType=desc.mediaType, digest=desc.digest, size=size)
         if size != desc.size:
             raise ImageError(f"blob {desc.digest} in {self.layout.path} has {size} bytes, descriptor says "
                              f"{desc.size}")

@@ -79,5 +79,5 @@ def analyze(inputs: AnalyzeInputs, store: ImageStore, logger: Any) -> Analyzed:
     if previous is not None and inputs.layers is not None and not inputs.skip_layers:
         from lifecycle.phases.sbom import restore_previous_sbom
 
-        restore_previous_sbom(previous, inputs.layers, logger)
+        restore_previous_sbom(previous, inputs.layers, logger, store)
     return Analyzed(image=prev_table, metadata=metadata, run_image=run_table)

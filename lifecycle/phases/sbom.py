@@ -1,13 +1,18 @@
 """The launch SBOM of the previous image: restored by the analyzer into ``<layers>/sbom/launch``
 (upstream does this from Platform API 0.8), so buildpacks that reuse launch layers keep their
-SBOM. Only layout images are read here; the layer is verified against its diffID before it
-replaces anything, and a missing (sparse) or bad layer is only a warning."""
+SBOM. The layer comes from the layout, the registry (streamed) or the Docker daemon (``docker
+save`` streamed, only that layer kept); it is verified against its diffID before it replaces
+anything, and a missing (sparse) or bad layer is only a warning."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -15,12 +20,16 @@ from lifecycle.archive import ArchiveError, HashingReader, extract_layer, remove
 from lifecycle.errors import ImageError
 from lifecycle.image import model as m
 from lifecycle.image.layout import Layout
-from lifecycle.image.store import StoredImage
+from lifecycle.image.store import ImageStore, StoredImage
 
 LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
 
 
-def restore_previous_sbom(image: StoredImage, layers: Path, logger: Any) -> bool:
+class _Unavailable(Exception):
+    """The SBOM layer's bytes are not there (a warning, not a failure)."""
+
+
+def restore_previous_sbom(image: StoredImage, layers: Path, logger: Any, store: ImageStore | None = None) -> bool:
     """Extract the previous image's SBOM layer into ``<layers>/sbom/launch``; True when restored."""
     try:
         label = json.loads(image.config.labels.get(LIFECYCLE_LABEL) or "{}")
@@ -28,28 +37,25 @@ def restore_previous_sbom(image: StoredImage, layers: Path, logger: Any) -> bool
         return False
     sbom = label.get("sbom") if isinstance(label, dict) else None
     sha = sbom.get("sha", "") if isinstance(sbom, dict) else ""
-    layout = getattr(image, "layout", None)
-    if not sha or not isinstance(layout, Layout) or image.manifest is None:
+    if not sha:
         return False
     if sha not in image.diff_ids:
         logger.warning(f"Not restoring SBOM from previous image: it has no layer {sha}")
         return False
-    desc = image.manifest.layers[image.diff_ids.index(sha)]
-    if not layout.has_blob(desc.digest):
-        logger.warning(f"Not restoring SBOM from previous image: its layer {desc.digest} is not in the layout")
-        return False
     prev_layers = _env(image, "CNB_LAYERS_DIR") or "/layers"
     target = layers / "sbom" / "launch"
     staging = layers / "sbom" / f".launch-restore-{os.getpid()}"
-    logger.info("Restoring data for SBOM from previous image")
     try:
-        with layout.open_blob(desc) as raw:
-            stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if _gzipped(desc) else raw  # type: ignore[assignment]
+        with _layer_stream(image, sha, store, layers) as stream:
+            logger.info("Restoring data for SBOM from previous image")
             reader = HashingReader(stream)
             extract_layer(reader, staging, f"{prev_layers.rstrip('/')}/sbom/launch")
             reader.drain()
         if reader.digest != sha:
             raise ArchiveError(f"layer has diffID {reader.digest}, want {sha}")
+    except _Unavailable as exc:
+        logger.warning(f"Not restoring SBOM from previous image: {exc}")
+        return False
     except (ArchiveError, ImageError, OSError, EOFError) as exc:
         remove_tree(staging)
         logger.warning(f"Not restoring SBOM from previous image: {exc}")
@@ -58,6 +64,51 @@ def restore_previous_sbom(image: StoredImage, layers: Path, logger: Any) -> bool
         remove_tree(target)
     os.replace(staging, target)
     return True
+
+
+@contextlib.contextmanager
+def _layer_stream(image: StoredImage, diff_id: str, store: ImageStore | None, layers: Path
+                  ) -> Iterator[IO[bytes]]:
+    """The uncompressed tar of layer ``diff_id`` of ``image``, wherever the image lives."""
+    layout = getattr(image, "layout", None)
+    if isinstance(layout, Layout) and image.manifest is not None:
+        desc = image.manifest.layers[image.diff_ids.index(diff_id)]
+        if not layout.has_blob(desc.digest):
+            raise _Unavailable(f"its layer {desc.digest} is not in the layout")
+        with layout.open_blob(desc) as raw:
+            yield _gunzipped(raw, desc)
+        return
+    kind = getattr(store, "kind", "")
+    if kind == "registry" and image.manifest is not None:
+        from lifecycle.image.daemon_layers import IterReader
+        from lifecycle.image.registry import RegistryImage, RegistryStore
+
+        assert isinstance(store, RegistryStore) and isinstance(image, RegistryImage)
+        desc = image.manifest.layers[image.diff_ids.index(diff_id)]
+        chunks = store.client(image.ref.registry).stream_blob(image.ref.repository, desc.digest)
+        with contextlib.closing(chunks):  # type: ignore[type-var]
+            yield _gunzipped(IterReader(chunks), desc)
+        return
+    if kind == "daemon":
+        from lifecycle.image.daemon import DaemonStore
+        from lifecycle.image.daemon_layers import save_layers
+
+        assert isinstance(store, DaemonStore)
+        scratch = Path(tempfile.mkdtemp(prefix=".sbom-", dir=layers))
+        try:
+            found = save_layers(store, image.identifier, {diff_id}, scratch)
+            if diff_id not in found:
+                raise _Unavailable(f"the Docker daemon did not hand out layer {diff_id}")
+            with open(found[diff_id], "rb") as tar:
+                yield tar
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
+    raise _Unavailable("its layers cannot be read here")
+
+
+def _gunzipped(raw: IO[bytes], desc: m.Descriptor) -> IO[bytes]:
+    return gzip.GzipFile(fileobj=raw) if _gzipped(desc) else raw  # type: ignore[return-value]
 
 
 def _gzipped(desc: m.Descriptor) -> bool:
@@ -70,3 +121,55 @@ def _env(image: StoredImage, key: str) -> str:
         if name == key:
             return value
     return ""
+
+
+# ---- the lifecycle's own SBOM files (written by the exporter) --------------------------------------
+LIFECYCLE_SBOM_DIR = "buildpacksio_lifecycle"
+SBOM_CREATED = "1980-01-01T00:00:01Z"
+
+
+def write_lifecycle_sboms(layers: Path, version: str) -> list[Path]:
+    """Write the lifecycle's own SBOM files, as upstream's exporter copies its shipped ones:
+    ``<layers>/sbom/build/buildpacksio_lifecycle/sbom.<cdx|spdx>.json`` (the lifecycle) and
+    ``<layers>/sbom/launch/buildpacksio_lifecycle/launcher/sbom.<cdx|spdx>.json`` (the launcher put
+    into the image). So ``<layers>/sbom`` exists after every export, buildpack SBOMs or not (pack's
+    ``--sbom-output-dir`` copies it). Same version, same bytes. Returns the files written."""
+    targets = [(layers / "sbom" / "build" / LIFECYCLE_SBOM_DIR, "lifecycle"),
+               (layers / "sbom" / "launch" / LIFECYCLE_SBOM_DIR / "launcher", "launcher")]
+    written: list[Path] = []
+    for directory, component in targets:
+        directory.mkdir(parents=True, exist_ok=True)
+        for ext, doc in (("cdx", _cyclonedx(component, version)), ("spdx", _spdx(component, version))):
+            path = directory / f"sbom.{ext}.json"
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, path)
+            written.append(path)
+    return written
+
+
+def _purl(component: str, version: str) -> str:
+    return f"pkg:pypi/cnb-lifecycle@{version}" + ("#launcher" if component == "launcher" else "")
+
+
+def _cyclonedx(component: str, version: str) -> dict[str, Any]:
+    comp = {"type": "application", "name": component, "version": version, "purl": _purl(component, version),
+            "licenses": [{"license": {"id": "Apache-2.0"}}], "bom-ref": _purl(component, version)}
+    return {"bomFormat": "CycloneDX", "specVersion": "1.4", "version": 1,
+            "metadata": {"timestamp": SBOM_CREATED, "tools": [{"vendor": "buildpacksio", "name": "lifecycle",
+                                                                "version": version}],
+                         "component": comp},
+            "components": [comp]}
+
+
+def _spdx(component: str, version: str) -> dict[str, Any]:
+    return {"spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
+            "name": f"buildpacksio-lifecycle-{component}",
+            "documentNamespace": f"https://buildpacks.io/spdx/cnb-lifecycle/{component}-{version}",
+            "creationInfo": {"created": SBOM_CREATED, "creators": [f"Tool: cnb-lifecycle-{version}"]},
+            "packages": [{"name": component, "SPDXID": f"SPDXRef-Package-{component}", "versionInfo": version,
+                          "downloadLocation": "NOASSERTION", "licenseConcluded": "Apache-2.0",
+                          "licenseDeclared": "Apache-2.0", "copyrightText": "NOASSERTION",
+                          "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                                            "referenceLocator": _purl(component, version)}]}],
+            "documentDescribes": [f"SPDXRef-Package-{component}"]}

@@ -64,14 +64,17 @@ def check_same_registry(output: str, tags: tuple[str, ...], *, oci: bool = False
             raise InputError("writing to multiple registries is unsupported")
 
 
-def run_image(settings: Settings) -> str:
-    """``-run-image``, else ``CNB_RUN_IMAGE``, else the first image of run.toml (D6)."""
+def run_image(settings: Settings, store: ImageStore, output: str) -> str:
+    """``-run-image``, else ``CNB_RUN_IMAGE``, else the best accessible image of run.toml's first
+    ``[[images]]`` entry and its ``mirrors`` (upstream's rule; none accessible: exit 3)."""
+    from lifecycle.image.access import select_run_image
+
     value = str(settings["run-image"] or "")
     if value:
         return value
-    value = run_toml.first_image(settings["run"])
-    if value:
-        return value
+    images = run_toml.read_images(settings["run"])
+    if images:
+        return select_run_image(images[0], output, store)  # type: ignore[arg-type]
     if settings["oci"]:
         raise InputError("-run-image is required when OCI feature is enabled")
     raise InputError("-run-image is required when there is no run metadata available")
@@ -100,14 +103,14 @@ def created_time(settings: Settings, logger: Any) -> str:
     return DEFAULT_CREATED
 
 
-def analyze_inputs(settings: Settings, output: str) -> AnalyzeInputs:
+def analyze_inputs(settings: Settings, output: str, store: ImageStore) -> AnalyzeInputs:
     """The analyzer's inputs; references checked up front (exit 3)."""
     from lifecycle.phases.analyzer import AnalyzeInputs
 
     tags = tuple(settings["tag"])
     check_refs(output, *tags, str(settings["previous-image"]))
     check_same_registry(output, tags, oci=bool(settings["oci"]))
-    inputs = AnalyzeInputs(output_image=output, run_image=run_image(settings),
+    inputs = AnalyzeInputs(output_image=output, run_image=run_image(settings, store, output),
                            previous_image=str(settings["previous-image"] or output),
                            skip_layers=bool(settings["skip-layers"]), layers=Path(settings["layers"]))
     check_refs(inputs.run_image)
@@ -147,7 +150,8 @@ def export_inputs(settings: Settings, api: str, store: ImageStore, logger: Any, 
         app=Path(s["app"]), layers=Path(s["layers"]), group=Path(s["group"]), launcher=launcher_path(s),
         process_type=str(s["process-type"] or ""), project_metadata=Path(s["project-metadata"]),
         run=Path(s["run"]), uid=int(s["uid"]), gid=int(s["gid"]), platform_api=api,
-        exec_env=str(s["exec-env"] or ""), created=created_time(s, logger))
+        exec_env=str(s["exec-env"] or ""), created=created_time(s, logger),
+        launch_cache=Path(s["launch-cache"]) if s["launch-cache"] and s["daemon"] else None)
 
 
 def rebase_inputs(settings: Settings, *, output: str, tags: tuple[str, ...]) -> RebaseInputs:

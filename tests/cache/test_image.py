@@ -132,3 +132,17 @@ def test_add_from_path(tmp_path: Path) -> None:
     cache.commit()
     with _cache(tmp_path / "oci").retrieve_layer(sha256(tar)) as stream:
         assert stream.read() == tar
+
+
+def test_empty_cache_image_has_one_empty_layer(tmp_path: Path) -> None:
+    from lifecycle.cache.image import EMPTY_TAR, EMPTY_TAR_DIFF_ID
+
+    cache = _cache(tmp_path)
+    cache.set_metadata(CacheMetadata())
+    cache.commit()
+    path = tmp_path / "index.docker.io" / "my" / "cache" / "latest"
+    image = Layout(path).image(tag="latest")
+    assert image.diff_ids == [EMPTY_TAR_DIFF_ID]
+    assert gzip.decompress(Layout(path).blob_path(image.manifest.layers[0].digest).read_bytes()) == EMPTY_TAR
+    reopened = _cache(tmp_path)
+    assert reopened.exists() and reopened.metadata() == CacheMetadata()

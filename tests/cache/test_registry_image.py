@@ -269,7 +269,10 @@ def test_creator_keeps_its_cache_in_the_registry(run: Run, registry: Registry, t
     assert "samples/hello: building cached layer" not in out
     assert f"Reusing cache layer '{CACHE_LAYER}'" in out
     assert _warnings(out) == []
-    assert _uploads(registry, mark, "cache") == []
+    # The analyzer's write check opens one upload session and cancels it (upstream's CheckPushPermission);
+    # no blob is sent.
+    assert [r[0] for r in _uploads(registry, mark, "cache")] == ["POST"]
+    assert [r for r in registry.requests_since(mark) if r[0] == "DELETE" and "/v2/cache/blobs/uploads/" in r[1]]
     assert _skopeo_inspect(cache_ref, "--raw") == first_manifest
 
     # A cache image whose layer bytes do not match its diffID: a warning, the layer is rebuilt and
@@ -308,3 +311,64 @@ def test_creator_rebuilds_a_layer_whose_blob_is_gone(run: Run, registry: Registr
     out = _creator(run, registry, tmp_path, cache_ref)
     assert "samples/hello: reusing cached layer" in out
     assert _warnings(out) == []
+
+
+# ---- decision D14: with -oci, -cache-image <ref> is a registry image ------------------------------
+def test_oci_build_keeps_its_cache_image_in_the_registry(run: Run, registry: Registry, oci_root: Path,
+                                                          tmp_path: Path) -> None:
+    cache_ref = f"{registry.host}/team/cache"
+    work = tmp_path / "work"
+
+    def build() -> str:
+        layers = work / "layers"
+        shutil.rmtree(layers, ignore_errors=True)
+        layers.mkdir(parents=True)
+        app = work / "app"
+        if not app.exists():
+            shutil.copytree(REPO / "samples" / "apps" / "hello", app)
+        res = run("creator", "-oci", "-oci-dir", str(oci_root), "-layers", str(layers), "-app", str(app),
+                  "-buildpacks", str(REPO / "cnb" / "buildpacks"), "-order", str(REPO / "cnb" / "order.toml"),
+                  "-insecure-registry", registry.host, "-run-image", "busybox", "-cache-image", cache_ref, "my-app")
+        assert res.returncode == 0, res.stdout
+        assert "Traceback" not in res.stdout and _warnings(res.stdout) == []
+        return res.stdout
+
+    out = build()
+    assert f"Adding cache layer '{CACHE_LAYER}'" in out
+    inspect = _skopeo_inspect(cache_ref)
+    labels = inspect["Labels"]
+    assert isinstance(labels, dict)
+    assert json.loads(labels[METADATA_LABEL])["buildpacks"][0]["key"] == "samples/hello"
+    assert not (oci_root / registry.host).exists()  # nothing was written as a layout
+    out = build()
+    assert f'Restoring data for "{CACHE_LAYER}" from cache' in out
+    assert "samples/hello: reusing cached layer" in out
+    assert f"Reusing cache layer '{CACHE_LAYER}'" in out
+
+
+def test_oci_cache_image_layout_form_needs_oci(run: Run, tmp_path: Path) -> None:
+    res = run("analyzer", "-layers", str(tmp_path), "-run-image", "busybox", "-cache-image", "oci:my-cache", "my-app")
+    assert res.returncode == 3, res.stdout
+    assert res.stdout.splitlines()[-1] == ("ERROR: -cache-image oci:my-cache: the oci:<ref> form keeps the cache "
+                                           "in an OCI layout and needs -oci")
+
+
+def test_empty_cache_image_has_one_empty_layer(registry: Registry) -> None:
+    from lifecycle.cache.image import EMPTY_TAR, EMPTY_TAR_DIFF_ID
+
+    ref = f"{registry.host}/rc/empty:latest"
+    cache = RegistryImageCache(_store(registry), ref, Recorder())
+    cache.set_metadata(CacheMetadata())
+    cache.commit()
+    raw = _skopeo_inspect(ref, "--raw")
+    layers = raw["layers"]
+    assert isinstance(layers, list) and len(layers) == 1
+    config = _skopeo_inspect(ref, "--config")
+    assert config["rootfs"] == {"type": "layers", "diff_ids": [EMPTY_TAR_DIFF_ID]}
+    import urllib.request
+
+    with urllib.request.urlopen(f"{registry.url}/v2/rc/empty/blobs/{layers[0]['digest']}", timeout=10) as resp:
+        blob = resp.read()
+    assert gzip.decompress(blob) == EMPTY_TAR
+    reopened = RegistryImageCache(_store(registry), ref, Recorder())
+    assert reopened.exists() and reopened.metadata() == CacheMetadata()

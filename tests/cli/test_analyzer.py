@@ -478,3 +478,11 @@ def test_analyzed_not_writable(run: Run, oci_root: Path, tmp_path: Path) -> None
     assert res.returncode == 32, res.stdout
     assert res.stdout.splitlines()[-1].startswith("ERROR: failed to write analyzed: ")
     assert "Traceback" not in res.stdout
+
+
+def test_launch_cache_without_daemon_is_ignored_with_upstreams_warning(run: Run, oci_root: Path,
+                                                                       tmp_path: Path) -> None:
+    res = run("analyzer", "-oci", "-oci-dir", str(oci_root), "-layers", str(tmp_path), "-run-image", "busybox",
+              "-launch-cache", str(tmp_path / "launch-cache"), "my-app")
+    assert res.returncode == 0, res.stdout
+    assert "Warning: Ignoring -launch-cache, only intended for use with -daemon" in res.stdout.splitlines()

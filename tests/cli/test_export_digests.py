@@ -30,9 +30,9 @@ from tests.support.services import Registry
 ROOT = Path("/tmp/lifecycle-digest-pin")
 LOCK = Path("/tmp/lifecycle-digest-pin.lock")
 
-APP_DIGEST = "sha256:febbc1ded031bf6adacd628b73701bf0bdceee3bf2f7be8ea8684da7e49f558b"
+APP_DIGEST = "sha256:5dc0793ec564621ae245f8d6585ed242853f8cde502c0ae8667e83ee35e44dcd"
 CACHE_DIGEST = "sha256:89bdca4412f699d93a62637064874af40f06fbe360017391499f72cb709ee79f"
-REBASED_DIGEST = "sha256:6b0df96452ef32dc2c2984c6e565f30b23629cad35a10fcc5b3232a54a054654"
+REBASED_DIGEST = "sha256:93dc6c2aefeb80a5643231487cc74f0d6f3c0fb0669f518d253e3df92ff89b19"
 REGISTRY_CACHE_DIGEST = "sha256:6cc7bf75bf770fe1796d0bd2b6744add2af62c810cafafc3785162bb04d1a2f3"
 APP_LAYERS = [  # busybox, acme/one:both, acme/one:run, acme/two:a-first, acme/two:z-last, launch SBOM,
     # app slice, app, launcher, config, process types
@@ -41,7 +41,7 @@ APP_LAYERS = [  # busybox, acme/one:both, acme/one:run, acme/two:a-first, acme/t
     "sha256:41960d619f25795bd8d4f15ba1c035ee4b5e52f2f4d2f3ff52216aabc9ee69e2",
     "sha256:31fb9ed5cb7c426e6d908a1fbc713ed84cb853c4e2941f2b195109f7a4c9a50f",
     "sha256:c9dcedc1432d5168d097db671a97d7a759fe005046c95fc31912dc401ee13185",
-    "sha256:46c40dd2d94b754cc1f1ded96622a1cd57d888532bf3d85558d8b3a84c6b9396",
+    "sha256:78b78cdaa0fd86fe568bbf99c9c14d9d539361dc0a0a74fa95b6404bb4b9c3b3",
     "sha256:5a5a4cdf54df87958a5146e64dbe6a8c1efa1e5bf606040a84bea19ba65c0e5c",
     "sha256:6ff683744344ef121fe77e6523589793288a855a841ce92967e7995f61e94a21",
     "sha256:ef0a4d76a2245825bae1a1768125646c5140b373adf2977ab3386a0421fcfebc",
@@ -133,7 +133,8 @@ def test_app_cache_and_rebased_digests_are_pinned(run: Run, root: Path) -> None:
     common = ["-oci", "-oci-dir", str(oci), "-layers", str(layers)]
     res = run("analyzer", *common, "-run-image", "busybox", "my-app", env=env)
     assert res.returncode == 0, res.stdout
-    export = [*common, "-app", str(root / "app"), "-launcher", str(root / "launcher"), "-cache-image", "my-cache",
+    export = [*common, "-app", str(root / "app"), "-launcher", str(root / "launcher"),
+              "-cache-image", "oci:my-cache",  # D14: the explicit form keeps the cache image in the layout
               "-project-metadata", str(root / "project-metadata.toml"), "my-app", "my-app:v2"]
     res = run("exporter", *export, env=env)
     assert res.returncode == 0, res.stdout
@@ -142,13 +143,13 @@ def test_app_cache_and_rebased_digests_are_pinned(run: Run, root: Path) -> None:
     cache_dir = oci / "index.docker.io" / "library" / "my-cache" / "latest"
     assert (_digest(app_dir), _digest(v2_dir, "v2"), _digest(cache_dir)) == (APP_DIGEST, APP_DIGEST, CACHE_DIGEST)
     assert [d.digest for d in Layout(app_dir).image().manifest.layers] == APP_LAYERS
-    images = [f"*** Images ({APP_DIGEST}):", f"      {app_dir}", f"      {v2_dir}", "*** Manifest Size: 2006"]
+    images = [f"*** Images ({APP_DIGEST}):", f"      {app_dir}", f"      {v2_dir}", "*** Manifest Size: 2007"]
     assert _lines(res.stdout) == [
         "Adding layer 'acme/one:both' (261 B, T)",
         "Adding layer 'acme/one:run' (356 B, T)",
         "Adding layer 'acme/two:a-first' (260 B, T)",
         "Adding layer 'acme/two:z-last' (263 B, T)",
-        "Adding layer 'buildpacksio/lifecycle:launch.sbom' (315 B, T)",
+        "Adding layer 'buildpacksio/lifecycle:launch.sbom' (1.0 kB, T)",
         "Added 2/2 app layer(s)",
         "Adding layer 'buildpacksio/lifecycle:launcher' (188 B, T)",
         "Adding layer 'buildpacksio/lifecycle:config' (683 B, T)",
@@ -209,7 +210,7 @@ def test_app_cache_and_rebased_digests_are_pinned(run: Run, root: Path) -> None:
         f"*** Images ({REBASED_DIGEST}):",
         f"      {app_dir}",
         f"      {rebased_dir}",
-        "*** Manifest Size: 2006",
+        "*** Manifest Size: 2007",
     ], res.stdout
 
 

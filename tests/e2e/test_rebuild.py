@@ -112,7 +112,7 @@ def test_cache_dir_second_build(ws: Workspace) -> None:
                                            ("example.com/team/build-cache:v1", "example.com/team/build-cache/v1",
                                             "v1")])
 def test_cache_image_second_build(ws: Workspace, ref: str, where: str, tag: str) -> None:
-    cache = ("-cache-image", ref)
+    cache = ("-cache-image", f"oci:{ref}")  # D14: the explicit form keeps the cache in the layout
     out = ws.creator(*cache)
     assert "samples/hello: building cached layer" in out
     assert f"Adding cache layer '{CACHE_LAYER}'" in out
@@ -230,7 +230,7 @@ def _corrupt(ws: Workspace, case: str) -> str:
 
 @pytest.mark.parametrize("case", ["flipped", "truncated", "missing", "bad-metadata", "image-blob-flipped"])
 def test_corrupt_cache_is_rebuilt(ws: Workspace, case: str) -> None:
-    cache = ("-cache-image", "my-cache") if case.startswith("image") else ("-cache-dir", str(ws.cache))
+    cache = ("-cache-image", "oci:my-cache") if case.startswith("image") else ("-cache-dir", str(ws.cache))
     ws.creator(*cache)
     first = ws.digest()
     warning = _corrupt(ws, case)

@@ -270,3 +270,35 @@ def test_sample_buildpacks_detect_the_sample_apps(run: Run, tmp_path: Path) -> N
     result = run("detector", *common, "-app", str(REPO / "samples" / "apps" / "txt"), env=base_env())
     assert result.returncode == 0, result.stdout
     assert [e["id"] for e in toml(tmp_path / "group.toml")["group"]] == ["samples/only-txt"]
+
+
+def _jammy_analyzed(ws: Workspace) -> Path:
+    """analyzed.toml whose run image is ubuntu 22.04 on linux/amd64."""
+    path = ws.root / "analyzed.toml"
+    path.write_text('[run-image]\nreference = "r@sha256:' + "0" * 64 + '"\n[run-image.target]\nos = "linux"\n'
+                    'arch = "amd64"\n[run-image.target.distro]\nname = "ubuntu"\nversion = "22.04"\n')
+    return path
+
+
+@pytest.mark.parametrize(("api", "stacks", "passes"), [
+    # Buildpack API below 0.10 listing several stacks: the stacks say nothing about targets (upstream's
+    # simple_buildpack acceptance case, which detects on an ubuntu 22.04 run image).
+    ("0.9", ["io.buildpacks.stacks.bionic", "io.buildpacks.stacks.jammy"], True),
+    # Below 0.10 with bionic as the only stack, and from 0.10 on: bionic means ubuntu 18.04.
+    ("0.9", ["io.buildpacks.stacks.bionic"], False),
+    ("0.10", ["io.buildpacks.stacks.bionic", "io.buildpacks.stacks.jammy"], False),
+    # "*" matches any target.
+    ("0.10", ["io.buildpacks.stacks.bionic", "*"], True),
+])
+def test_stacks_map_to_targets_per_buildpack_api(run: Run, ws: Workspace, api: str, stacks: list[str],
+                                                 passes: bool) -> None:
+    extra = "".join(f'[[stacks]]\nid = "{s}"\n' for s in stacks)
+    write_buildpack(ws.buildpacks, "simple", api=api, build=None, extra_toml=extra)
+    write_order(ws.order, [("simple", "1.0")])
+    result = detect(run, ws, "-analyzed", str(_jammy_analyzed(ws)))
+    if passes:
+        assert result.returncode == 0, result.stdout
+        assert toml(ws.layers / "group.toml")["group"][0]["id"] == "simple"
+    else:
+        assert result.returncode == 21, result.stdout
+        assert "unable to satisfy target os/arch constraints" in result.stdout

@@ -369,7 +369,7 @@ def test_console_script_cache_image(run: Run, tmp_path: Path) -> None:
     shutil.rmtree(world.layers)
     world.layers.mkdir()
     group, analyzed = _platform_files(world)
-    res = run("restorer", "-oci", "-oci-dir", str(oci), "-cache-image", "my/cache:v1", "-layers",
+    res = run("restorer", "-oci", "-oci-dir", str(oci), "-cache-image", "oci:my/cache:v1", "-layers",
               str(world.layers), "-group", str(group), "-analyzed", str(analyzed))
     assert res.returncode == 0, res.stdout
     assert world.contents("lyr") == "tool lyr" and world.contents("launchy") == "tool launchy"

@@ -50,3 +50,43 @@ def test_sparse_previous_sbom_is_a_warning(run: Run, tmp_path: Path) -> None:
     assert "Warning: Not restoring SBOM from previous image" in out
     assert not sbom_file.exists()
     assert len(blobs(ws.image_dir())) == len(before) - 1
+
+
+LAUNCHER_SBOM = Path("sbom/launch/buildpacksio_lifecycle/launcher")
+LIFECYCLE_SBOM = Path("sbom/build/buildpacksio_lifecycle")
+
+
+def _lifecycle_sboms_present(layers: Path) -> None:
+    import json
+
+    for directory, name in ((LAUNCHER_SBOM, "launcher"), (LIFECYCLE_SBOM, "lifecycle")):
+        cdx = json.loads((layers / directory / "sbom.cdx.json").read_text())
+        spdx = json.loads((layers / directory / "sbom.spdx.json").read_text())
+        assert cdx["bomFormat"] == "CycloneDX" and cdx["metadata"]["component"]["name"] == name
+        assert spdx["spdxVersion"] == "SPDX-2.3" and spdx["packages"][0]["name"] == name
+
+
+def test_layers_sbom_exists_after_export_without_buildpack_sboms(run: Run, tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    ws.analyze(run)
+    assert not (ws.layers / "sbom").exists()
+    out = ws.export(run)
+    _lifecycle_sboms_present(ws.layers)
+    assert "Adding layer 'buildpacksio/lifecycle:launch.sbom'" in out  # the launcher's SBOM goes into the image
+
+
+def test_layers_sbom_exists_after_export_with_buildpack_sboms(run: Run, tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    sbom = ws.layers / "sbom" / "launch" / "acme_bp" / "launch-layer"
+    sbom.mkdir(parents=True)
+    (sbom / "sbom.cdx.json").write_text('{"bomFormat": "CycloneDX"}\n')
+    ws.analyze(run)
+    ws.export(run)
+    _lifecycle_sboms_present(ws.layers)
+    assert (sbom / "sbom.cdx.json").read_text() == '{"bomFormat": "CycloneDX"}\n'
+    # Next build: the analyzer restores both from the image.
+    shutil.rmtree(ws.layers / "sbom")
+    out = ws.analyze(run)
+    assert "Restoring data for SBOM from previous image" in out
+    assert (sbom / "sbom.cdx.json").is_file()
+    assert (ws.layers / LAUNCHER_SBOM / "sbom.cdx.json").is_file()

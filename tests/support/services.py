@@ -5,7 +5,8 @@ never skips), listen only on 127.0.0.1 or a unix socket under ``/tmp``, and are 
 own PID at teardown.
 
 - ``registry``: :class:`Registry` on ``127.0.0.1:<free port>`` with filesystem storage; its
-  :meth:`Registry.start_another` starts more (e.g. with htpasswd basic auth), stopped together.
+  :meth:`Registry.start_another` starts more (e.g. with htpasswd basic auth, or read-only: a user
+  who may log in and pull but not push), stopped together.
 - ``dockerd``: :class:`Dockerd` with vfs storage, no iptables, no bridge, on a private socket.
 
 The fixtures are session-scoped per process: under ``pytest -n`` each worker has its own.
@@ -118,9 +119,11 @@ class Registry:
         """Requests logged after :meth:`mark` returned ``mark``."""
         return self.requests()[mark:]
 
-    def start_another(self, *, auth: tuple[str, str] | None = None) -> Registry:
-        """Start one more registry (optionally behind htpasswd ``auth``); stopped with this one."""
-        other = start_registry(Path(tempfile.mkdtemp(prefix="reg-", dir=self.base_dir)), auth=auth)
+    def start_another(self, *, auth: tuple[str, str] | None = None, readonly: bool = False) -> Registry:
+        """Start one more registry (optionally behind htpasswd ``auth``; ``readonly``: the storage's
+        read-only maintenance mode, so every push is refused with 405); stopped with this one."""
+        other = start_registry(Path(tempfile.mkdtemp(prefix="reg-", dir=self.base_dir)), auth=auth,
+                               readonly=readonly)
         self._others.append(other)
         return other
 
@@ -131,8 +134,10 @@ class Registry:
         _stop(self.proc)
 
 
-def start_registry(base_dir: Path, *, auth: tuple[str, str] | None = None, port: int | None = None) -> Registry:
-    """Start ``docker-registry serve`` on ``port`` (default: a free one) of 127.0.0.1 and wait for ``/v2/``."""
+def start_registry(base_dir: Path, *, auth: tuple[str, str] | None = None, port: int | None = None,
+                   readonly: bool = False) -> Registry:
+    """Start ``docker-registry serve`` on ``port`` (default: a free one) of 127.0.0.1 and wait for ``/v2/``
+    (``readonly``: the storage's read-only maintenance mode)."""
     exe = _tool("docker-registry")
     base_dir.mkdir(parents=True, exist_ok=True)
     data = base_dir / "data"
@@ -149,6 +154,7 @@ def start_registry(base_dir: Path, *, auth: tuple[str, str] | None = None, port:
         f"    rootdirectory: {data}",
         "  delete:",
         "    enabled: true",
+        *(["  maintenance:", "    readonly:", "      enabled: true"] if readonly else []),
         "  cache:",
         "    blobdescriptor: inmemory",
         "http:",
