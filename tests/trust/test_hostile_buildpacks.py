@@ -84,7 +84,8 @@ def test_no_root_only_byte_leaves_its_file(user_ws: UserWorkspace, trick: str) -
     ws = user_ws
     buildpacks = ws.base / "buildpacks"
     body = TRICKS[trick].format(secret=ws.secret_file, secret_dir=ws.secret_dir, outside=ws.outside)
-    write_buildpack(buildpacks, "evil/bp", "1.0", build=body)
+    write_buildpack(buildpacks, "evil/bp", "1.0", build=body,  # SBOMs declared, so the SBOM copy runs
+                    extra_toml='sbom-formats = ["application/vnd.cyclonedx+json"]')
     order = write_order(ws.base / "order.toml", [("evil/bp", "1.0")])
     # the hard-link case as a host without protected_hardlinks would let the buildpack make it
     if "hard links" in trick:
