@@ -21,8 +21,7 @@ def run(ctx: Context) -> None:
     """Resolve inputs, check registry access, analyze, write analyzed.toml."""
     from lifecycle.cache import cache_image_in_layout, check_cache_image
     from lifecycle.files import analyzed as analyzed_file
-    from lifecycle.image.access import ensure_registry_access
-    from lifecycle.image.registry import RegistryStore
+    from lifecycle.image.access import ensure_registry_access, ensure_store_access
     from lifecycle.image.store import registry_store
     from lifecycle.phases.analyzer import analyze
     from lifecycle.platform.resolve import analyze_inputs, check_refs, image_store
@@ -38,10 +37,9 @@ def run(ctx: Context) -> None:
     inputs = analyze_inputs(s, ctx.args[0], store)
     # Upstream's checks before any build work: in registry mode the run and previous images must be
     # readable and the output image and every tag writable; a registry cache image writable in every mode.
-    if isinstance(store, RegistryStore):
-        ensure_registry_access(store, read=[inputs.previous_image, inputs.run_image],
-                               write=[registry_cache, inputs.output_image, *s["tag"]])
-    elif registry_cache:
+    checked = ensure_store_access(store, read=[inputs.previous_image, inputs.run_image],
+                                  write=[registry_cache, inputs.output_image, *s["tag"]])
+    if registry_cache and not checked:
         ensure_registry_access(registry_store(tuple(s["insecure-registry"] or ()), s.environ, ctx.keychain,
                                               registry_timeout=int(s["registry-timeout"]),
                                               registry_deadline=int(s["registry-deadline"])),

@@ -109,6 +109,18 @@ def _check_write(store: RegistryStore, reference: str) -> None:
     client.cancel_upload(ref.repository, location)
 
 
+def ensure_store_access(store: Store, *, read: Iterable[str] = (), write: Iterable[str] = ()) -> bool:
+    """Run :func:`ensure_registry_access` when ``store`` is a registry store; answer whether it was one.
+    Layouts and the daemon need no up-front check (their images are read or written in place)."""
+    if store.kind != "registry":
+        return False
+    from lifecycle.image.registry import RegistryStore
+
+    assert isinstance(store, RegistryStore)
+    ensure_registry_access(store, read=read, write=write)
+    return True
+
+
 def ensure_registry_access(store: RegistryStore, *, read: Iterable[str] = (), write: Iterable[str] = ()
                            ) -> None:
     """Upstream's analyzer checks: every ``read`` image readable, every ``write`` image writable.

@@ -20,7 +20,8 @@ from tests.support.services import Registry
 
 
 class _FaultyProxy(http.server.ThreadingHTTPServer):
-    """Forwards to the registry; answers 500 to every blob upload request."""
+    """Forwards to the registry; answers 500 to every request that sends blob data (PUT/PATCH on an upload).
+    Starting an upload (POST) passes: the analyzer's write-access check starts and cancels one."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -42,7 +43,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        if "/blobs/uploads/" in self.path and self.command in ("POST", "PUT", "PATCH"):
+        if "/blobs/uploads/" in self.path and self.command in ("PUT", "PATCH"):
             self.server.refused.append(f"{self.command} {self.path}")
             payload = json.dumps({"errors": [{"code": "UNKNOWN", "message": "injected failure"}]}).encode()
             self.send_response(500)

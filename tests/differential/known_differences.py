@@ -46,4 +46,7 @@ KNOWN: dict[str, Known] = {
     "config-layer-launch-table": Known(
         ("config/diff_ids/*:Buildpacks Launcher Config", "config/labels/io.buildpacks.lifecycle.metadata/config/sha"),
         "the config layer also holds launch.table, which our launcher reads"),
+    "lifecycle-sbom-files": Known(
+        ("config/diff_ids/*:Software Bill-of-Materials", "config/labels/io.buildpacks.lifecycle.metadata/sbom/sha"),
+        "the SBOM layer holds this lifecycle's own SBOM files (its name, version, the launcher), not upstream's"),
 }
