@@ -9,7 +9,8 @@ layout build's run image under ``<PACK_HOME>/layout-repo/<registry>/...`` and mo
 the build container, and a ``host:port`` registry name makes the mount spec invalid, so the registry
 name has no port.
 
-Known failures (xfail, not strict): since phases started as root drop to CNB_USER_ID before any I/O
+Known failures (strict xfail: a pass fails the run, so a fix is noticed): since phases started as
+root drop to CNB_USER_ID before any I/O
 (spec/trust-model.md), a dropped phase cannot open the root-owned daemon socket pack mounts, nor write
 the layout directories pack creates as root; every build here but ``inspect`` needs one of those.
 
@@ -49,7 +50,7 @@ PYTHON_PATHS = ("usr/bin/python", "usr/bin/pydoc", "usr/lib/python3", "usr/local
 # the dropped phase cannot open the daemon socket pack mounts (root-owned), and a layout directory
 # pack creates as root is not writable by the CNB user. Before that drop these builds passed (they
 # were run by hand: trusted, rebuild, untrusted, oci:<dir>, --sparse, --publish, rebase).
-DROP = pytest.mark.xfail(strict=False, reason="phases dropped to CNB_USER_ID cannot reach the daemon socket or "
+DROP = pytest.mark.xfail(strict=True, reason="phases dropped to CNB_USER_ID cannot reach the daemon socket or "
                                               "pack's root-owned layout directories; see the module docstring")
 
 

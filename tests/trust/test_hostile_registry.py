@@ -231,8 +231,10 @@ GIB = 1 << 30
 def _manifest_reply(body: bytes | Iterator[bytes], **kw: object) -> Callable[[Seen], Reply | None]:
     def rule(seen: Seen) -> Reply | None:
         if "/manifests/" in seen.path and "library/run" in seen.path:
-            return Reply(200, {"Content-Type": MANIFEST, **kw.pop("headers", {})},  # type: ignore[dict-item]
-                         body, **kw)  # type: ignore[arg-type]
+            # Every answer carries the headers (the access check's HEAD comes before the GET).
+            extra = {k: v for k, v in kw.items() if k != "headers"}
+            return Reply(200, {"Content-Type": MANIFEST, **kw.get("headers", {})},  # type: ignore[dict-item]
+                         body, **extra)  # type: ignore[arg-type]
         return None
     return rule
 
@@ -262,11 +264,7 @@ def test_large_answers_are_cut_off(rig: Rig, case: str, gzip_bomb: bytes) -> Non
     res, out = rig.analyze(reg)
     line = one_error(res, 32)
     assert time.monotonic() - start < 60
-    if case == "gzip-bomb":
-        # Bounded either way (prlimit, bytes sent); after the save-path merge the capped read ends in
-        # the JSON parse instead of the size check: see the closing note of the session that saw it.
-        assert "too large" in line or "not valid JSON" in line
-    elif case != "endless-error-body":
+    if case != "endless-error-body":
         assert "too large" in line
     assert reg.sent < 200 * (1 << 20)  # it stopped reading long before the end
     assert not out.exists()
