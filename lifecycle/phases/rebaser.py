@@ -25,6 +25,7 @@ from lifecycle.api import ApiVersion
 from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
 from lifecycle.image import model as m
 from lifecycle.image import ref as refs
+from lifecycle.image.access import registry_of
 from lifecycle.image.draft import Draft, Part
 from lifecycle.image.parts import oci_layer, ref_name
 from lifecycle.image.store import ImageStore, StoredImage
@@ -126,8 +127,8 @@ class _Rebaser:
         if not names:
             raise _app_fail("failed to parse arguments: -run-image is required when there is no run image "
                             "metadata available")
-        registry = _registry_of(self.inputs.app_image)
-        preferred = [n for n in names if registry and _registry_of(n) == registry]
+        registry = registry_of(self.inputs.app_image)
+        preferred = [n for n in names if registry and registry_of(n) == registry]
         for candidate in map(_without_digest, [*preferred, *(n for n in names if n not in preferred)]):
             if self._exists(candidate):
                 return candidate
@@ -357,15 +358,6 @@ def _get(data: Any, *keys: str) -> Any:
             return None
         data = data.get(key)
     return data
-
-
-def _registry_of(reference: str) -> str:
-    if reference.startswith("/"):
-        return ""
-    try:
-        return refs.parse(reference).registry
-    except refs.ReferenceError:
-        return ""
 
 
 def _without_digest(reference: str) -> str:
