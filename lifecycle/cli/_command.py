@@ -29,10 +29,21 @@ from lifecycle.cli._argv import normalize
 from lifecycle.errors import ExitCode, InputError, LifecycleError
 from lifecycle.platform.flags import COMMON, FLAGS, Flag
 from lifecycle.platform.settings import Settings
-from lifecycle.priv import PrivilegeError, Privileges, build_user, drop_to, ensure_owner, is_root
+from lifecycle.priv import (
+    BuildUser,
+    PrivilegeError,
+    Privileges,
+    build_user,
+    connect_daemon,
+    drop_to,
+    ensure_owner,
+    ensure_owner_below,
+    is_root,
+)
 
 if TYPE_CHECKING:
     from lifecycle.image.auth import Keychain
+    from lifecycle.priv.daemon import DaemonSockets
 
 _PY_TYPES: dict[str, Any] = {"str": str, "path": str, "int": int, "bool": bool, "list": list[str]}
 
@@ -47,6 +58,7 @@ class Context:
     api: ApiVersion
     logger: Any
     keychain: Keychain | None = None  # registry credentials, read as root before the drop
+    daemon: DaemonSockets | None = None  # Docker daemon connections, opened as root before the drop
 
 
 def _option(flag: Flag) -> inspect.Parameter:
@@ -131,8 +143,9 @@ def _execute(program: str, module: ModuleType, flags: list[Flag], kwargs: dict[s
                                "Did you mean to put this before the first positional argument?")
         low, high = module.ARGS
         _check_arity(program, positionals, low, high)
-        settings, keychain = _prepare(getattr(module, "PRIVILEGES", Privileges()), settings, logger)
-        module.run(Context(program, settings, positionals, api, logger, keychain))
+        settings, keychain, daemon = _prepare(getattr(module, "PRIVILEGES", Privileges()), settings, positionals,
+                                              logger)
+        module.run(Context(program, settings, positionals, api, logger, keychain, daemon))
     except LifecycleError as exc:
         logger.error(exc.message)
         return exc.code
@@ -147,13 +160,16 @@ def _execute(program: str, module: ModuleType, flags: list[Flag], kwargs: dict[s
     return ExitCode.OK
 
 
-def _prepare(policy: Privileges, settings: Settings, logger: Any) -> tuple[Settings, Keychain | None]:
+def _prepare(policy: Privileges, settings: Settings, args: tuple[str, ...], logger: Any
+             ) -> tuple[Settings, Keychain | None, DaemonSockets | None]:
     """The root-only setup ``policy`` allows, then the drop to the CNB user for good.
 
     Runs before the phase touches any tree a buildpack can write. As root with a non-zero
-    ``-uid``/``CNB_USER_ID``: hand the policy's directories to that user, read the registry keychain,
-    drop. Settings come back with that user's ``HOME``/``USER`` for the processes the phase starts.
-    As root with uid 0, or when not root, nothing changes hands and nothing is dropped.
+    ``-uid``/``CNB_USER_ID``: hand the policy's directories (and, with ``-oci``, the output layouts
+    named by ``args`` and ``-tag``) to that user, read the registry keychain, connect to the Docker
+    daemon (``-daemon``), drop. Settings come back with that user's ``HOME``/``USER`` for the
+    processes the phase starts. As root with uid 0, or when not root, nothing changes hands, no
+    connection is opened early and nothing is dropped.
     """
     keychain = None
     # Registry images: the default mode, and a registry cache image in any mode (decision D14).
@@ -165,7 +181,7 @@ def _prepare(policy: Privileges, settings: Settings, logger: Any) -> tuple[Setti
         keychain = Keychain.from_environ(settings.environ)
     uid, gid = int(settings["uid"]), int(settings["gid"])
     if not is_root() or uid == 0:
-        return settings, keychain
+        return settings, keychain, None
     user = build_user(uid, gid)
     logger.debug(f"Ensuring privileges: running as {uid}:{gid}")
     for name in policy.chown:
@@ -174,12 +190,34 @@ def _prepare(policy: Privileges, settings: Settings, logger: Any) -> tuple[Setti
             ensure_owner(user, path)
         except OSError as exc:
             raise InputError(f"failed to chown {path} to {uid}:{gid}: {exc.strerror or exc}") from None
+    if policy.layout_outputs and settings["oci"]:
+        _hand_layout_outputs(user, settings, (*args, *(settings["tag"] or ())))
+    daemon = None
+    if policy.daemon and settings["daemon"]:
+        daemon = connect_daemon(settings.environ.get("DOCKER_HOST", ""))
     _preload()
     try:
         drop_to(user)
     except PrivilegeError as exc:
         raise InputError(str(exc)) from None
-    return Settings(settings.given, user.environ(settings.environ), settings.cwd), keychain
+    return Settings(settings.given, user.environ(settings.environ), settings.cwd), keychain, daemon
+
+
+def _hand_layout_outputs(user: BuildUser, settings: Settings, outputs: tuple[str, ...]) -> None:
+    """Hand each output image's layout directory (where the resolver puts it under ``-oci-dir``) to
+    ``user``: a platform may have made it as root (pack does for ``oci:<dir>``). A name that does
+    not resolve is left for the phase to report."""
+    from lifecycle.platform.resolve import output_layouts
+
+    root = str(settings["oci-dir"] or "")
+    if not root:
+        return
+    for rel in output_layouts(root, outputs):
+        try:
+            ensure_owner_below(user, root, rel)
+        except OSError as exc:
+            path = os.path.join(root, rel)
+            raise InputError(f"failed to chown {path} to {user.uid}:{user.gid}: {exc.strerror or exc}") from None
 
 
 # Modules imported inside functions (here or in libraries): loaded before the drop, with the rest.

@@ -14,7 +14,7 @@ FLAGS = ("analyzed", "cache-image", "daemon", "gid", "layers", "launch-cache", "
 ARGS = (1, 1)
 USAGE_ARGS = "<image>"
 # What root does before the drop to the CNB user (spec/trust-model.md).
-PRIVILEGES = Privileges(chown=("layers", "launch-cache"), keychain=True)
+PRIVILEGES = Privileges(chown=("layers", "launch-cache"), keychain=True, daemon=True)
 
 
 def run(ctx: Context) -> None:
@@ -27,7 +27,7 @@ def run(ctx: Context) -> None:
     from lifecycle.platform.resolve import analyze_inputs, check_refs, image_store
 
     s = ctx.settings
-    store = image_store(s, ctx.keychain)
+    store = image_store(s, ctx.keychain, ctx.daemon)
     if s["launch-cache"] and not s["daemon"]:
         ctx.logger.warning("Ignoring -launch-cache, only intended for use with -daemon")
     check_cache_image(s)

@@ -17,7 +17,8 @@ FLAGS = ("app", "buildpacks", "build-config", "cache-dir", "cache-image", "daemo
 ARGS = (1, 1)
 USAGE_ARGS = "<image>"
 # What root does before the drop to the CNB user (spec/trust-model.md).
-PRIVILEGES = Privileges(chown=("layers", "cache-dir", "launch-cache"), keychain=True)
+PRIVILEGES = Privileges(chown=("layers", "cache-dir", "launch-cache"), keychain=True, daemon=True,
+                        layout_outputs=True)
 
 
 def run(ctx: Context) -> None:

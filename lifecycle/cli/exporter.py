@@ -15,7 +15,8 @@ FLAGS = ("analyzed", "app", "cache-dir", "cache-image", "daemon", "gid", "group"
 ARGS = (1, None)
 USAGE_ARGS = "<image> [<tag>...]"
 # What root does before the drop to the CNB user (spec/trust-model.md).
-PRIVILEGES = Privileges(chown=("cache-dir", "launch-cache"), keychain=True)
+PRIVILEGES = Privileges(chown=("cache-dir", "launch-cache"), keychain=True, daemon=True,
+                        layout_outputs=True)
 
 
 def run(ctx: Context) -> None:
@@ -34,7 +35,7 @@ def run(ctx: Context) -> None:
     from lifecycle.platform.resolve import export_inputs, image_store
 
     s = ctx.settings
-    store = image_store(s, ctx.keychain)
+    store = image_store(s, ctx.keychain, ctx.daemon)
     inputs = export_inputs(s, str(ctx.api), store, ctx.logger, output=ctx.args[0], tags=tuple(ctx.args[1:]))
     try:
         write_lifecycle_sboms(inputs.layers, __version__)

@@ -27,7 +27,7 @@ def run(ctx: Context) -> None:
     from lifecycle.platform.resolve import image_store, rebase_inputs
 
     s = ctx.settings
-    store = image_store(s, ctx.keychain)
+    store = image_store(s, ctx.keychain, ctx.daemon)
     if s["daemon"]:
         raise InputError("rebasing images in a Docker daemon (-daemon) is not supported yet; use -oci layouts "
                          "or a registry")

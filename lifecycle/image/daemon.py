@@ -34,6 +34,7 @@ from lifecycle.image.untrusted import clean
 
 if TYPE_CHECKING:
     from lifecycle.image.draft import Draft
+    from lifecycle.priv.daemon import DaemonSockets
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 CHUNK = 1 << 20
@@ -134,16 +135,25 @@ def config_from_inspect(attrs: Mapping[str, Any]) -> m.ImageConfig:
 
 
 class DaemonStore:
-    """Images in one Docker daemon (``DOCKER_HOST``, default ``unix:///var/run/docker.sock``)."""
+    """Images in one Docker daemon (``DOCKER_HOST``, default ``unix:///var/run/docker.sock``).
+
+    ``sockets``: connections to that daemon opened as root before the phase dropped to the CNB user
+    (``lifecycle/priv/daemon.py``); the client talks over them instead of connecting itself.
+    """
 
     kind = "daemon"
 
-    def __init__(self, host: str = "") -> None:
+    def __init__(self, host: str = "", sockets: DaemonSockets | None = None) -> None:
         self.host = host or DEFAULT_HOST
+        self._sockets = sockets
         self._api: Any = None
 
     def api(self) -> Any:
         """A ``docker.APIClient`` for the daemon, created on first use."""
+        if self._api is None and self._sockets is not None:
+            from lifecycle.image.daemon_socket import preopened_client
+
+            self._api = preopened_client(self.host, self._sockets)
         if self._api is None:
             if self.host.startswith("unix://") and not os.path.exists(self.host[len("unix://"):]):
                 raise ImageError(f"cannot connect to the Docker daemon at {self.host}: the socket does not "

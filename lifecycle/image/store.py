@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from lifecycle.image.daemon import DaemonStore
     from lifecycle.image.draft import Draft
     from lifecycle.image.registry import RegistryStore
+    from lifecycle.priv.daemon import DaemonSockets
 
 STAGING_TAG = "export"
 Announce = Callable[[str], None]
@@ -236,11 +237,12 @@ def temporary_staging(parent: Path | None, prefix: str) -> Iterator[Staging]:
 
 def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Sequence[str] = (),
                environ: Mapping[str, str] | None = None, keychain: Keychain | None = None,
-               registry_timeout: int = 30, registry_deadline: int = 300
-               ) -> LayoutStore | RegistryStore | DaemonStore:
+               registry_timeout: int = 30, registry_deadline: int = 300,
+               daemon_sockets: DaemonSockets | None = None) -> LayoutStore | RegistryStore | DaemonStore:
     """Pick exactly one store, as upstream's ``image.NewHandler`` does (decisions D1, D6).
 
-    ``-oci``: layouts under ``oci_dir``; ``-daemon``: the Docker daemon at ``DOCKER_HOST``;
+    ``-oci``: layouts under ``oci_dir``; ``-daemon``: the Docker daemon at ``DOCKER_HOST`` (over
+    ``daemon_sockets``, connections opened as root before the drop, when given);
     neither: registries (HTTPS, except ``insecure_registries`` over HTTP; credentials from
     ``CNB_REGISTRY_AUTH`` and the Docker config named by ``environ``, unless ``keychain`` is given:
     the CLI reads it as root before dropping privileges; ``registry_timeout`` and
@@ -253,7 +255,7 @@ def open_store(*, oci: bool, daemon: bool, oci_dir: str, insecure_registries: Se
     if daemon:
         from lifecycle.image.daemon import DaemonStore
 
-        return DaemonStore(env.get("DOCKER_HOST", ""))
+        return DaemonStore(env.get("DOCKER_HOST", ""), daemon_sockets)
     if not oci:
         return registry_store(insecure_registries, env, keychain, registry_timeout=registry_timeout,
                               registry_deadline=registry_deadline)

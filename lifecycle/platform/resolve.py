@@ -9,6 +9,7 @@ this module returns and never read settings, env or argv themselves.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle.errors import InputError, LifecycleError
 from lifecycle.files import run as run_toml
 from lifecycle.image import ref as refs
+from lifecycle.image.resolver import Resolver
 from lifecycle.image.store import ImageStore, open_store
 from lifecycle.platform.settings import Settings
 
@@ -27,19 +29,38 @@ if TYPE_CHECKING:
     from lifecycle.phases.analyzer import AnalyzeInputs
     from lifecycle.phases.exporter import ExportInputs
     from lifecycle.phases.rebaser import RebaseInputs
+    from lifecycle.priv.daemon import DaemonSockets
 
 DEFAULT_CREATED = "1980-01-01T00:00:01Z"  # upstream's fixed created time without SOURCE_DATE_EPOCH
 INSTALLED_LAUNCHER = Path("/cnb/lifecycle/launcher")
 
 
-def image_store(settings: Settings, keychain: Keychain | None = None) -> LayoutStore | RegistryStore | DaemonStore:
-    """The image store the flags ask for: ``-oci`` layouts, ``-daemon`` the Docker daemon, else
-    registries (``-insecure-registry`` ones over plain HTTP; credentials from ``keychain``, else
+def image_store(settings: Settings, keychain: Keychain | None = None, daemon_sockets: DaemonSockets | None = None
+                ) -> LayoutStore | RegistryStore | DaemonStore:
+    """The image store the flags ask for: ``-oci`` layouts, ``-daemon`` the Docker daemon (over
+    ``daemon_sockets`` when the CLI connected as root before the drop), else registries
+    (``-insecure-registry`` ones over plain HTTP; credentials from ``keychain``, else
     ``CNB_REGISTRY_AUTH`` and the Docker config; ``CNB_REGISTRY_TIMEOUT``/``CNB_REGISTRY_DEADLINE``)."""
     return open_store(oci=bool(settings["oci"]), daemon=bool(settings["daemon"]), oci_dir=str(settings["oci-dir"]),
                       insecure_registries=tuple(settings["insecure-registry"] or ()), environ=settings.environ,
                       keychain=keychain, registry_timeout=int(settings["registry-timeout"]),
-                      registry_deadline=int(settings["registry-deadline"]))
+                      registry_deadline=int(settings["registry-deadline"]), daemon_sockets=daemon_sockets)
+
+
+def output_layouts(oci_dir: str, outputs: Sequence[str]) -> list[Path]:
+    """Where the exporter writes each of ``outputs`` under ``oci_dir`` (``-oci``), relative to it; a
+    name that does not resolve is left out (the phase reports it), and so is the root itself."""
+    resolver = Resolver(Path(oci_dir))
+    found: list[Path] = []
+    for reference in outputs:
+        try:
+            path = resolver.canonical(reference).path
+        except InputError:
+            continue
+        rel = path.relative_to(resolver.root)
+        if rel.parts and rel not in found:
+            found.append(rel)
+    return found
 
 
 def check_refs(*references: str, allow_paths: bool = True) -> None:

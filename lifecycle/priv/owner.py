@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -28,12 +29,40 @@ def ensure_owner(user: BuildUser, *paths: str | os.PathLike[str]) -> None:
         if not stat.S_ISDIR(st.st_mode) or (st.st_uid, st.st_gid) == (user.uid, user.gid):
             continue
         with Tree.open(path) as tree:
-            os.fchown(tree.fd, user.uid, user.gid)
-            for entry in tree.walk():
-                if (entry.st.st_uid, entry.st.st_gid) == (user.uid, user.gid):
-                    continue
-                if not entry.is_dir and entry.st.st_nlink > 1:
-                    continue
-                parent, _, name = entry.rel.rpartition("/")
-                with tree.subtree(parent) if parent else Tree(os.dup(tree.fd), tree.root) as holder:
-                    os.chown(name, user.uid, user.gid, dir_fd=holder.fd, follow_symlinks=False)
+            _hand(user, tree)
+
+
+def ensure_owner_below(user: BuildUser, root: str | os.PathLike[str], rel: str | os.PathLike[str]) -> None:
+    """Give the directory ``root/rel``, and everything in it, to ``user`` as :func:`ensure_owner`
+    does, reaching it from ``root`` one component at a time without following a symlink: when any
+    part of ``rel`` is a symlink or not a directory, or is missing, nothing changes. ``root``
+    itself and the directories between it and ``rel`` keep their owners."""
+    try:
+        base = Tree.open(root)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return
+        raise
+    with base:
+        try:
+            tree = base.subtree(rel)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return
+            raise
+        with tree:
+            st = os.fstat(tree.fd)
+            if (st.st_uid, st.st_gid) != (user.uid, user.gid):
+                _hand(user, tree)
+
+
+def _hand(user: BuildUser, tree: Tree) -> None:
+    os.fchown(tree.fd, user.uid, user.gid)
+    for entry in tree.walk():
+        if (entry.st.st_uid, entry.st.st_gid) == (user.uid, user.gid):
+            continue
+        if not entry.is_dir and entry.st.st_nlink > 1:
+            continue
+        parent, _, name = entry.rel.rpartition("/")
+        with tree.subtree(parent) if parent else Tree(os.dup(tree.fd), tree.root) as holder:
+            os.chown(name, user.uid, user.gid, dir_fd=holder.fd, follow_symlinks=False)

@@ -10,14 +10,14 @@ from tests.conftest import REPO
 PHASES = ("analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser")
 
 
-def _table() -> dict[str, tuple[tuple[str, ...], bool]]:
+def _table() -> dict[str, tuple[tuple[str, ...], bool, bool, bool]]:
     text = (REPO / "spec" / "trust-model.md").read_text()
-    rows: dict[str, tuple[tuple[str, ...], bool]] = {}
+    rows: dict[str, tuple[tuple[str, ...], bool, bool, bool]] = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and cells[0] in PHASES:
+        if len(cells) == 5 and cells[0] in PHASES:
             dirs = () if cells[1] == "none" else tuple(d.strip().strip("`") for d in cells[1].split(","))
-            rows[cells[0]] = (dirs, cells[2] == "yes")
+            rows[cells[0]] = (dirs, cells[2] == "yes", cells[3] == "yes", cells[4] == "yes")
     return rows
 
 
@@ -27,7 +27,7 @@ def test_spec_table_matches_each_phases_declaration() -> None:
     for phase in PHASES:
         declared = importlib.import_module(f"lifecycle.cli.{phase}").PRIVILEGES
         assert isinstance(declared, Privileges)
-        assert table[phase] == (declared.chown, declared.keychain), phase
+        assert table[phase] == (declared.chown, declared.layout_outputs, declared.keychain, declared.daemon), phase
 
 
 def test_declared_dirs_are_flags_of_the_phase() -> None:

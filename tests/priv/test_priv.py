@@ -46,3 +46,29 @@ def test_drop_to_changes_every_id() -> None:
             "print(os.getresuid(), os.getresgid(), os.getgroups())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "(1000, 1000, 1000) (1001, 1001, 1001) []"
+
+
+def test_ensure_owner_below_hands_only_the_directory_reached_without_symlinks(tmp_path: Path) -> None:
+    from lifecycle.priv import ensure_owner_below
+
+    user = build_user(1000, 1000)
+    root = tmp_path / "oci"
+    image = root / "index.docker.io" / "library" / "app" / "latest"
+    (image / "blobs").mkdir(parents=True)
+    (image / "index.json").write_text("{}")
+    ensure_owner_below(user, root, "index.docker.io/library/app/latest")
+    for path in (image, image / "blobs", image / "index.json"):
+        assert (os.lstat(path).st_uid, os.lstat(path).st_gid) == (1000, 1000), path
+    for path in (root, root / "index.docker.io", image.parent):  # the way there keeps its owners
+        assert os.lstat(path).st_uid == 0, path
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "latest").mkdir(parents=True)
+    (root / "index.docker.io" / "library" / "linked").symlink_to(elsewhere)
+    (image.parent / "tagged").symlink_to(elsewhere / "latest")
+    ensure_owner_below(user, root, "index.docker.io/library/linked/latest")  # a symlink on the way
+    ensure_owner_below(user, root, "index.docker.io/library/app/tagged")  # a symlink at the end
+    ensure_owner_below(user, root, "index.docker.io/library/app/missing")
+    ensure_owner_below(user, root, "index.docker.io/library/app/latest/index.json")  # not a directory
+    for path in (elsewhere, elsewhere / "latest"):
+        assert os.lstat(path).st_uid == 0, path

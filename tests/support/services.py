@@ -294,3 +294,19 @@ def dockerd() -> Iterator[Dockerd]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture
+def root_only_dockerd(dockerd: Dockerd) -> Iterator[Dockerd]:
+    """The session's dockerd with its socket ``0600 root:root`` for one test (so a process that
+    dropped to another user cannot connect), as it was afterwards."""
+    if os.geteuid() != 0:
+        pytest.fail("a root-only socket needs root")
+    before = os.stat(dockerd.socket_path)
+    os.chown(dockerd.socket_path, 0, 0)
+    os.chmod(dockerd.socket_path, 0o600)
+    try:
+        yield dockerd
+    finally:
+        os.chown(dockerd.socket_path, before.st_uid, before.st_gid)
+        os.chmod(dockerd.socket_path, before.st_mode & 0o7777)

@@ -46,3 +46,19 @@ def test_layout_export_and_phase_outputs_belong_to_the_cnb_user(user_ws: UserWor
                          extra_groups=[])
     assert res.returncode == 0 and not image.exists(), res.stderr
     assert os.geteuid() == 0
+
+
+def test_an_output_layout_dir_made_by_root_is_handed_to_the_cnb_user(user_ws: UserWorkspace) -> None:
+    """pack creates ``oci:<dir>``'s directory as the user running it (root here) and mounts it at the
+    output image's layout path: the creator hands that directory over before it drops."""
+    image = user_ws.image_dir()
+    image.mkdir(parents=True, mode=0o755)
+    for path in (image, image.parent, image.parent.parent):
+        os.chown(path, 0, 0)
+    code, out = user_ws.creator()
+    assert code == 0, out
+    owners = _owners(image)
+    assert any(name.endswith("index.json") for name in owners)
+    wrong = {name: who for name, who in owners.items() if who != (UID, GID)}
+    assert not wrong, wrong
+    assert _owners(image.parent)[str(image.parent)] == (0, 0)  # only the layout dir itself changed hands
