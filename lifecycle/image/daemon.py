@@ -34,6 +34,7 @@ from lifecycle.image.untrusted import clean
 
 if TYPE_CHECKING:
     from lifecycle.image.draft import Draft
+    from lifecycle.image.referrers import Artifact
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 CHUNK = 1 << 20
@@ -239,6 +240,11 @@ class DaemonStore:
             announce(name)
             image_id = self.load_layout_image(staging.layout.path, STAGING_TAG, name)
         return Saved(written.manifest.digest, written.manifest.size, list(names), image_id=image_id)
+
+    def attach(self, staging: Staging, saved: Saved, artifacts: Sequence[Artifact], announce: Announce) -> None:
+        """A Docker daemon keeps no referrers (the platform settings refuse the request earlier)."""
+        if artifacts:
+            raise ImageError("a Docker daemon cannot keep OCI referrers (artifacts with a subject)")
 
     def load_layout_image(self, layout_dir: Path, tag_in_layout: str, reference: str) -> str:
         """Load the image tagged ``tag_in_layout`` in ``layout_dir`` into the daemon as

@@ -342,6 +342,18 @@ class Layout:
             index = m.Index(schemaVersion=2, mediaType=m.OCI_INDEX, manifests=manifests)
             _atomic_write(self.path / "index.json", json.dumps(index.dump(), indent=2).encode() + b"\n")
 
+    def add_untagged(self, descs: list[m.Descriptor]) -> None:
+        """List ``descs`` in ``index.json`` without a ``ref.name`` (referrers, as notation adds its
+        signatures), each once, after every entry already there; an unreadable index is an error."""
+        with self.locked():
+            manifests = self.read_index().manifests if (self.path / "index.json").is_file() else []
+            known = {(d.digest, d.ref_name) for d in manifests}
+            new = [d for d in descs if (d.digest, None) not in known]
+            if not new:
+                return
+            index = m.Index(schemaVersion=2, mediaType=m.OCI_INDEX, manifests=[*manifests, *new])
+            _atomic_write(self.path / "index.json", json.dumps(index.dump(), indent=2).encode() + b"\n")
+
 
 class BlobWriter:
     """Streams one blob into ``blobs/sha256`` (temp file, fsync, rename on commit)."""

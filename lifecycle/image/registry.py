@@ -25,6 +25,7 @@ from lifecycle.image import model as m
 from lifecycle.image import ref as refs
 from lifecycle.image.auth import Keychain, normalize_registry
 from lifecycle.image.layout import Layout, host_platform
+from lifecycle.image.referrers import Artifact, fallback_tag, with_referrer, write_artifact
 from lifecycle.image.registry_client import (
     ATTEMPTS,
     Limits,
@@ -239,6 +240,44 @@ class RegistryStore:
             self.push_layout_image(staging.layout.path, STAGING_TAG, name, mount_from=sources)
         digest = written.manifest.digest
         return Saved(digest, written.manifest.size, list(names), registry_digest=digest)
+
+    def attach(self, staging: Staging, saved: Saved, artifacts: Sequence[Artifact], announce: Announce) -> None:
+        """Push ``artifacts`` (referrers of the saved image) to the repository of each saved name:
+        blobs, then the manifest by digest; a registry without the referrers API also gets the
+        fallback tag ``sha256-<hex>`` listing them (:mod:`lifecycle.image.referrers`)."""
+        for artifact in artifacts:
+            write_artifact(staging.layout, artifact)
+        for name in saved.names:
+            ref = self.parse(name)
+            client = self.client(ref.registry)
+            pusher = _Pusher(self, staging.layout, name, ())
+            indexed = []
+            for artifact in artifacts:
+                for blob in artifact.blobs:
+                    pusher._ensure_blob(blob.descriptor)
+                desc = artifact.descriptor
+                announce(f"{ref.name}@{desc.digest}")
+                if not client.put_referrer(ref.repository, artifact.manifest_bytes(), m.OCI_MANIFEST, saved.digest):
+                    indexed.append(desc)
+            if indexed:
+                self._update_fallback(client, ref.repository, saved.digest, indexed)
+
+    def _update_fallback(self, client: RegistryClient, repository: str, subject: str,
+                         descs: list[m.Descriptor]) -> None:
+        tag = fallback_tag(subject)
+        got = client.get_manifest(repository, tag)
+        index: m.Index | None = None
+        if got is not None:
+            raw = _parse_model(_AnyJSON, got[0], f"referrers index {repository}:{tag}")
+            if (raw.get("mediaType") or got[1]) == m.OCI_INDEX:  # anything else under the tag is replaced
+                index = _parse_model(m.Index, got[0], f"referrers index {repository}:{tag}")
+        changed = False
+        for desc in descs:
+            updated = with_referrer(index, desc)
+            if updated is not None:
+                index, changed = updated, True
+        if changed and index is not None:
+            client.put_manifest(repository, tag, m.canonical_json(index.dump()), m.OCI_INDEX)
 
     def push_layout_image(self, layout_dir: Path, tag_in_layout: str, reference: str, *,
                           mount_from: Sequence[str] = ()) -> str:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from lifecycle.image.auth import Keychain
     from lifecycle.image.daemon import DaemonStore
     from lifecycle.image.draft import Draft
+    from lifecycle.image.referrers import Artifact
     from lifecycle.image.registry import RegistryStore
 
 STAGING_TAG = "export"
@@ -133,6 +134,11 @@ class ImageStore(Protocol):
         with where before each)."""
         ...
 
+    def attach(self, staging: Staging, saved: Saved, artifacts: Sequence[Artifact], announce: Announce) -> None:
+        """Save ``artifacts`` (OCI 1.1 artifacts whose ``subject`` is the saved image) wherever
+        ``saved`` put the image (calling ``announce`` with each artifact's place)."""
+        ...
+
 
 class LayoutStore:
     """Images as OCI layout directories under one root, found through the shared resolver."""
@@ -217,6 +223,15 @@ class LayoutStore:
             copy.set_tag(written.manifest, ref_name(extra))
             paths.append(str(path))
         return Saved(written.manifest.digest, written.manifest.size, paths)
+
+    def attach(self, staging: Staging, saved: Saved, artifacts: Sequence[Artifact], announce: Announce) -> None:
+        """List ``artifacts`` in the ``index.json`` of each layout the image was saved in, untagged
+        beside the tags (kept when a tag is saved again, as notation's signatures are)."""
+        from lifecycle.image.referrers import attach_in_layout
+
+        for path in saved.names:
+            for desc in attach_in_layout(Layout(Path(path)), artifacts):
+                announce(f"{path}@{desc.digest}")
 
 
 @contextlib.contextmanager
