@@ -179,6 +179,10 @@ def _prepare(policy: Privileges, settings: Settings, args: tuple[str, ...], logg
         from lifecycle.image.auth import Keychain
 
         keychain = Keychain.from_environ(settings.environ)
+        if is_root():
+            from lifecycle.image.registry_client import tls_context
+
+            tls_context()  # the CA bundle, while it is still readable (registry_client.tls_context)
     uid, gid = int(settings["uid"]), int(settings["gid"])
     if not is_root() or uid == 0:
         return settings, keychain, None

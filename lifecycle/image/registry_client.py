@@ -25,8 +25,10 @@ HTTPS always, except for registries listed in ``-insecure-registry`` / ``CNB_INS
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any
@@ -115,6 +117,15 @@ def _verify(data: bytes, digest: str, what: str) -> None:
         raise ImageError(f"{what} {digest} is corrupt: its content has digest {got}")
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The CA-verifying TLS context every registry client shares: ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR``, else certifi's bundle. Made once; the CLI makes it before dropping to the CNB
+    user, because the bundle may be out of that user's reach afterwards (a frozen executable unpacks
+    it into a root-only temporary directory)."""
+    return httpx.create_ssl_context(trust_env=True)
+
+
 class RegistryClient:
     """One registry (``host[:port]``): the distribution API verbs.
 
@@ -134,7 +145,7 @@ class RegistryClient:
         self.auth = RegistryAuth(registry, Origin.of(httpx.URL(self.base)), self.credential, insecure=insecure)
         # Redirects -> auth -> retries -> HTTP: the client itself follows no redirects and mounts no
         # env proxies beside the stack (they would bypass its layers).
-        inner = transport or httpx.HTTPTransport(trust_env=True,  # SSL_CERT_FILE / SSL_CERT_DIR
+        inner = transport or httpx.HTTPTransport(verify=tls_context(), trust_env=True,
                                                  proxy=(proxies or Proxies()).for_url(httpx.URL(self.base)))
         stack = RedirectTransport(AuthTransport(self.auth, RetryTransport(inner, sleep=sleep)), insecure=insecure)
         self._client = httpx.Client(transport=stack,
