@@ -60,6 +60,7 @@ class Descriptor(_Model):
     annotations: dict[str, str] | None = None
     platform: Platform | None = None
     urls: list[str] | None = None
+    artifactType: str | None = None  # OCI 1.1: on descriptors of artifact manifests (referrers)
 
     @property
     def ref_name(self) -> str | None:

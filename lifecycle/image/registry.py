@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
@@ -25,6 +25,7 @@ from lifecycle.image import model as m
 from lifecycle.image import ref as refs
 from lifecycle.image.auth import Keychain, normalize_registry
 from lifecycle.image.layout import Layout, host_platform
+from lifecycle.image.referrers import Artifact, fallback_tag, with_referrer, write_artifact
 from lifecycle.image.registry_client import (
     ATTEMPTS,
     Limits,
@@ -35,7 +36,16 @@ from lifecycle.image.registry_client import (
     parse_challenge,
     sha256_digest,
 )
-from lifecycle.image.store import STAGING_TAG, Announce, Saved, Staging, temporary_staging
+from lifecycle.image.store import (
+    STAGING_TAG,
+    Announce,
+    Saved,
+    Staging,
+    StoredImage,
+    gunzipped,
+    layer_files_from,
+    temporary_staging,
+)
 from lifecycle.image.untrusted import clean
 
 if TYPE_CHECKING:
@@ -239,6 +249,60 @@ class RegistryStore:
             self.push_layout_image(staging.layout.path, STAGING_TAG, name, mount_from=sources)
         digest = written.manifest.digest
         return Saved(digest, written.manifest.size, list(names), registry_digest=digest)
+
+    @contextlib.contextmanager
+    def open_layer(self, image: StoredImage, diff_id: str, scratch: Path) -> Iterator[IO[bytes]]:
+        """The layer's blob streamed from the image's repository, gunzipped while read."""
+        from lifecycle.image.daemon_layers import IterReader
+
+        if not isinstance(image, RegistryImage):
+            raise ImageError("its layers cannot be read here")
+        desc = image.manifest.layers[image.diff_ids.index(diff_id)]
+        chunks = self.client(image.ref.registry).stream_blob(image.ref.repository, desc.digest)
+        with contextlib.closing(chunks):  # type: ignore[type-var]
+            yield gunzipped(IterReader(chunks), desc)
+
+    def layer_files(self, image: StoredImage, diff_ids: set[str], scratch: Path) -> dict[str, Path]:
+        """Each layer downloaded from its blob."""
+        return layer_files_from(self, image, diff_ids, scratch)
+
+    def attach(self, staging: Staging, saved: Saved, artifacts: Sequence[Artifact], announce: Announce) -> None:
+        """Push ``artifacts`` (referrers of the saved image) to the repository of each saved name:
+        blobs, then the manifest by digest; a registry without the referrers API also gets the
+        fallback tag ``sha256-<hex>`` listing them (:mod:`lifecycle.image.referrers`)."""
+        for artifact in artifacts:
+            write_artifact(staging.layout, artifact)
+        for name in saved.names:
+            ref = self.parse(name)
+            client = self.client(ref.registry)
+            pusher = _Pusher(self, staging.layout, name, ())
+            indexed = []
+            for artifact in artifacts:
+                for blob in artifact.blobs:
+                    pusher._ensure_blob(blob.descriptor)
+                desc = artifact.descriptor
+                announce(f"{ref.name}@{desc.digest}")
+                if not client.put_referrer(ref.repository, artifact.manifest_bytes(), m.OCI_MANIFEST, saved.digest):
+                    indexed.append(desc)
+            if indexed:
+                self._update_fallback(client, ref.repository, saved.digest, indexed)
+
+    def _update_fallback(self, client: RegistryClient, repository: str, subject: str,
+                         descs: list[m.Descriptor]) -> None:
+        tag = fallback_tag(subject)
+        got = client.get_manifest(repository, tag)
+        index: m.Index | None = None
+        if got is not None:
+            raw = _parse_model(_AnyJSON, got[0], f"referrers index {repository}:{tag}")
+            if (raw.get("mediaType") or got[1]) == m.OCI_INDEX:  # anything else under the tag is replaced
+                index = _parse_model(m.Index, got[0], f"referrers index {repository}:{tag}")
+        changed = False
+        for desc in descs:
+            updated = with_referrer(index, desc)
+            if updated is not None:
+                index, changed = updated, True
+        if changed and index is not None:
+            client.put_manifest(repository, tag, m.canonical_json(index.dump()), m.OCI_INDEX)
 
     def push_layout_image(self, layout_dir: Path, tag_in_layout: str, reference: str, *,
                           mount_from: Sequence[str] = ()) -> str:

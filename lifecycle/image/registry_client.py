@@ -416,6 +416,17 @@ class RegistryClient:
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         """``PUT`` a manifest under a tag or digest; returns its digest."""
+        return self._put_manifest(repository, reference, data, media_type)[0]
+
+    def put_referrer(self, repository: str, data: bytes, media_type: str, subject: str) -> bool:
+        """``PUT`` a manifest with a ``subject`` by its digest; True when the registry says (header
+        ``OCI-Subject``) it indexed the subject for the referrers API, so no fallback tag is needed."""
+        digest = sha256_digest(data)
+        said: str = self._put_manifest(repository, digest, data, media_type)[1].get("OCI-Subject", "")
+        return said == subject
+
+    def _put_manifest(self, repository: str, reference: str, data: bytes, media_type: str
+                      ) -> tuple[str, httpx.Headers]:
         _check_repository(repository)
         _check_reference(reference)
         url = self.url(f"/v2/{repository}/manifests/{reference}")
@@ -427,7 +438,7 @@ class RegistryClient:
         said = resp.headers.get("Docker-Content-Digest")
         if said and said != digest:
             raise ImageError(f"registry stored manifest as {clean(said, 150)}, expected {digest}")
-        return digest
+        return digest, resp.headers
 
     def _location(self, resp: httpx.Response) -> str:
         """The upload session URL a registry answered with: no credentials go there unless it is

@@ -6,6 +6,11 @@ Images record absolute paths (``CNB_LAYERS_DIR``, ``CNB_APP_DIR``, the run image
 so the workspace lives at one fixed path, guarded by a lock file for concurrent test runs (several
 checkouts of the project may run this test on one machine at once). The launcher is a fixture file
 here, so replacing the shipped launcher does not move these pins.
+
+The pins are unchanged since main at 7fd0598, where the second round of issue 15 (stores that say
+what they lack, the creator composing phases) started: that commit's code passes this test with
+them (checked by running it with that commit's tree first on ``PYTHONPATH``), so the same inputs
+give the same app, cache and rebased image digests before and after that refactor.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from pathlib import Path
 import pytest
 
 from lifecycle.image.layout import Layout
-from tests.conftest import BUSYBOX, BUSYBOX_MANIFEST, LAYOUT_REPO, Run, base_env, require_tool
+from tests.conftest import BUSYBOX_MANIFEST, LAYOUT_REPO, Run, base_env, require_tool
+from tests.support.sample import push_busybox
 from tests.support.services import Registry
 
 ROOT = Path("/tmp/lifecycle-digest-pin")
@@ -218,8 +224,7 @@ def test_registry_export_writes_the_pinned_layers_and_cache(run: Run, registry: 
     """In registry mode the app image records the registry's address (so its digest varies with the
     port); its layers and the cache image do not."""
     make_inputs(root)
-    subprocess.run([require_tool("skopeo"), "copy", "--dest-tls-verify=false", f"oci:{BUSYBOX}",
-                    f"docker://{registry.host}/library/busybox:latest"], check=True, capture_output=True)
+    push_busybox(registry.host)
     env = base_env(SOURCE_DATE_EPOCH="1700000000", CNB_USER_ID="1000", CNB_GROUP_ID="1000")
     layers = root / "layers"
     common = ["-layers", str(layers), "-insecure-registry", registry.host]

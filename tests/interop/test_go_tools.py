@@ -146,10 +146,13 @@ def test_notation_signatures_survive_rebuilds(run: Run, build: Build, notation_e
     assert "Successfully verified" in verify(layout, f"@{digest}", notation_env)
     assert not (tmp_path / "home" / ".config").exists()
 
-    # Another tag, then the signed tag rebuilt from the same inputs: same digest, signature kept, verifies.
+    # Another tag: exported (into its own layout, where the resolver maps it) and added by oras into this
+    # layout. Then the signed tag rebuilt from the same inputs: same digest, signature and tag kept, verifies.
     build.build(run, "my-app:v3")
+    tool("oras", "tag", "--oci-layout", f"{layout}:latest", "pinned")
     build.build(run, "my-app")
     assert tagged(layout) == digest
+    assert tagged(layout, "pinned") == digest
     assert signatures(layout) == [signature]
     assert "Successfully verified" in verify(layout, ":latest", notation_env)
 
@@ -163,6 +166,8 @@ def test_notation_signatures_survive_rebuilds(run: Run, build: Build, notation_e
     for blob in (digest, str(signature["digest"]), manifest["layers"][0]["digest"]):
         assert (layout / "blobs" / "sha256" / blob.split(":")[1]).is_file()
     assert "no signature is associated" in verify(layout, f"@{new}", notation_env, code=1)
+    assert tagged(layout, "pinned") == digest
+    assert "Successfully verified" in verify(layout, ":pinned", notation_env)
     # Signed again: both signatures are kept side by side, and the new image verifies.
     tool("notation", "sign", "--oci-layout", f"{layout}@{new}", env=notation_env)
     assert len(signatures(layout)) == 2
