@@ -12,8 +12,8 @@ from lifecycle.priv import Privileges
 
 FLAGS = ("app", "buildpacks", "build-config", "cache-dir", "cache-image", "daemon", "gid", "launch-cache",
          "launcher", "layers", "oci", "oci-dir", "order", "parallel", "platform", "previous-image",
-         "process-type", "project-metadata", "report", "run", "run-image", "skip-restore", "system", "tag", "uid",
-         "insecure-registry")
+         "process-type", "project-metadata", "report", "run", "run-image", "sbom-referrer", "skip-restore", "system",
+         "tag", "uid", "insecure-registry")
 ARGS = (1, 1)
 USAGE_ARGS = "<image>"
 # What root does before the drop to the CNB user (spec/trust-model.md).
@@ -24,10 +24,12 @@ def run(ctx: Context) -> None:
     """Run the five phases in order; the failing phase's exit code is the creator's."""
     from lifecycle.cli import analyzer, builder, detector, exporter, restorer
     from lifecycle.platform.flags import FLAGS as ALL_FLAGS
+    from lifecycle.platform.resolve import sbom_referrer
     from lifecycle.platform.settings import Settings
 
     s = ctx.settings
     image = ctx.args[0]
+    sbom_referrer(s)  # refused with -daemon before anything is built
     given = dict(s.given)
     # -skip-restore is the creator's name for the restorer's -skip-layers.
     given["skip-layers"] = bool(s["skip-restore"]) or None
