@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,8 +21,9 @@ from lifecycle.image.registry import RegistryStore
 from lifecycle.platform.settings import Settings
 from tests.cache.helpers import Recorder, f, sha256, tar_bytes
 from tests.cache.test_volume import SHA_A, SHA_B, TAR_A, TAR_B, meta
-from tests.cli.test_registry_export import UPLOADS, push_busybox
-from tests.conftest import REPO, Run, require_tool
+from tests.cli.test_registry_export import UPLOADS
+from tests.conftest import Run, require_tool
+from tests.support.sample import push_busybox, sample_build_args
 from tests.support.services import Registry
 
 CACHE_LAYER = "samples/hello:cache-data"
@@ -223,15 +223,8 @@ def test_opening(registry: Registry, tmp_path: Path) -> None:
 
 # ---- the creator ----------------------------------------------------------------------------------
 def _creator(run: Run, reg: Registry, work: Path, cache_ref: str) -> str:
-    layers = work / "layers"
-    shutil.rmtree(layers, ignore_errors=True)
-    layers.mkdir(parents=True)
-    app = work / "app"
-    if not app.exists():
-        shutil.copytree(REPO / "samples" / "apps" / "hello", app)
-    res = run("creator", "-layers", str(layers), "-app", str(app), "-buildpacks", str(REPO / "cnb" / "buildpacks"),
-              "-order", str(REPO / "cnb" / "order.toml"), "-insecure-registry", reg.host,
-              "-run-image", f"{reg.host}/library/busybox", "-cache-image", cache_ref, f"{reg.host}/cached-app")
+    res = run("creator", *sample_build_args(work), "-insecure-registry", reg.host, "-run-image",
+              f"{reg.host}/library/busybox", "-cache-image", cache_ref, f"{reg.host}/cached-app")
     assert res.returncode == 0, res.stdout
     assert "Traceback" not in res.stdout
     return res.stdout
@@ -242,7 +235,7 @@ def _warnings(out: str) -> list[str]:
 
 
 def test_creator_keeps_its_cache_in_the_registry(run: Run, registry: Registry, tmp_path: Path) -> None:
-    push_busybox(registry)
+    push_busybox(registry.host)
     cache_ref = f"{registry.host}/cache:latest"
     out = _creator(run, registry, tmp_path, cache_ref)
     assert "Layer cache not found" in out
@@ -298,7 +291,7 @@ def test_creator_keeps_its_cache_in_the_registry(run: Run, registry: Registry, t
 
 
 def test_creator_rebuilds_a_layer_whose_blob_is_gone(run: Run, registry: Registry, tmp_path: Path) -> None:
-    push_busybox(registry)
+    push_busybox(registry.host)
     cache_ref = f"{registry.host}/cache-gone:latest"
     _creator(run, registry, tmp_path, cache_ref)
     raw = _skopeo_inspect(cache_ref, "--raw")
@@ -320,14 +313,7 @@ def test_oci_build_keeps_its_cache_image_in_the_registry(run: Run, registry: Reg
     work = tmp_path / "work"
 
     def build() -> str:
-        layers = work / "layers"
-        shutil.rmtree(layers, ignore_errors=True)
-        layers.mkdir(parents=True)
-        app = work / "app"
-        if not app.exists():
-            shutil.copytree(REPO / "samples" / "apps" / "hello", app)
-        res = run("creator", "-oci", "-oci-dir", str(oci_root), "-layers", str(layers), "-app", str(app),
-                  "-buildpacks", str(REPO / "cnb" / "buildpacks"), "-order", str(REPO / "cnb" / "order.toml"),
+        res = run("creator", "-oci", "-oci-dir", str(oci_root), *sample_build_args(work),
                   "-insecure-registry", registry.host, "-run-image", "busybox", "-cache-image", cache_ref, "my-app")
         assert res.returncode == 0, res.stdout
         assert "Traceback" not in res.stdout and _warnings(res.stdout) == []

@@ -3,31 +3,22 @@ image into it, `docker run` runs it, and a rebuild reuses layers."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
-from tests.conftest import BUSYBOX, REPO, Run, base_env, require_tool
+from tests.conftest import Run, base_env
+from tests.support.sample import load_busybox, sample_build_args
 from tests.support.services import Dockerd
 
 
 def creator(run: Run, dockerd: Dockerd, work: Path, name: str) -> tuple[int, str]:
-    layers = work / "layers"
-    shutil.rmtree(layers, ignore_errors=True)
-    layers.mkdir(parents=True)
-    app = work / "app"
-    if not app.exists():
-        shutil.copytree(REPO / "samples" / "apps" / "hello", app)
-    res = run("creator", "-daemon", "-layers", str(layers), "-app", str(app),
-              "-buildpacks", str(REPO / "cnb" / "buildpacks"), "-order", str(REPO / "cnb" / "order.toml"),
-              "-run-image", "busybox:latest", name, env=base_env(DOCKER_HOST=dockerd.host))
+    res = run("creator", "-daemon", *sample_build_args(work), "-run-image", "busybox:latest", name,
+              env=base_env(DOCKER_HOST=dockerd.host))
     return res.returncode, res.stdout
 
 
 def test_creator_daemon_runs_and_reuses(run: Run, dockerd: Dockerd, tmp_path: Path) -> None:
-    subprocess.run([require_tool("skopeo"), "copy", "--dest-daemon-host", dockerd.host, f"oci:{BUSYBOX}",
-                    "docker-daemon:busybox:latest"], check=True, capture_output=True)
+    load_busybox(dockerd.host)
     name = "daemon-app:latest"
     code, out = creator(run, dockerd, tmp_path, name)
     assert code == 0, out

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from lifecycle.image.layout import Layout
-from tests.conftest import BUSYBOX, BUSYBOX_MANIFEST, LAYOUT_REPO, Run, base_env, require_tool
+from tests.conftest import BUSYBOX_MANIFEST, LAYOUT_REPO, Run, base_env, require_tool
+from tests.support.sample import push_busybox
 from tests.support.services import Registry
 
 ROOT = Path("/tmp/lifecycle-digest-pin")
@@ -218,8 +219,7 @@ def test_registry_export_writes_the_pinned_layers_and_cache(run: Run, registry: 
     """In registry mode the app image records the registry's address (so its digest varies with the
     port); its layers and the cache image do not."""
     make_inputs(root)
-    subprocess.run([require_tool("skopeo"), "copy", "--dest-tls-verify=false", f"oci:{BUSYBOX}",
-                    f"docker://{registry.host}/library/busybox:latest"], check=True, capture_output=True)
+    push_busybox(registry.host)
     env = base_env(SOURCE_DATE_EPOCH="1700000000", CNB_USER_ID="1000", CNB_GROUP_ID="1000")
     layers = root / "layers"
     common = ["-layers", str(layers), "-insecure-registry", registry.host]

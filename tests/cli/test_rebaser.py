@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tomllib
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from lifecycle.layers.blob import build_layer
 from lifecycle.layers.tar import Entry
 from tests.cli.test_exporter import Workspace, _tree_state, blobs, make_workspace
 from tests.conftest import BUSYBOX, BUSYBOX_LAYER, REPO, Run, base_env, require_tool
+from tests.support.sample import push_busybox, sample_build_args
 from tests.support.services import Registry
 
 LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
@@ -364,13 +364,8 @@ APP = "rebaser-app"
 def test_registry_rebase(run: Run, registry: Registry, tmp_path: Path) -> None:
     skopeo = require_tool("skopeo")
     run_repo = f"{registry.host}/rebaser-runs/run"
-    subprocess.run([skopeo, "copy", "--dest-tls-verify=false", f"oci:{BUSYBOX}", f"docker://{run_repo}:latest"],
-                   check=True, capture_output=True)
-    layers, app = tmp_path / "layers", tmp_path / "app"
-    layers.mkdir()
-    shutil.copytree(REPO / "samples" / "apps" / "hello", app)
-    res = run("creator", "-layers", str(layers), "-app", str(app), "-buildpacks", str(REPO / "cnb" / "buildpacks"),
-              "-order", str(REPO / "cnb" / "order.toml"), "-insecure-registry", registry.host,
+    push_busybox(registry.host, "rebaser-runs/run")
+    res = run("creator", *sample_build_args(tmp_path), "-insecure-registry", registry.host,
               "-run-image", f"{run_repo}:latest", f"{registry.host}/{APP}")
     assert res.returncode == 0, res.stdout
     # B replaces the run image's tag in the registry.
@@ -405,4 +400,4 @@ def test_registry_rebase(run: Run, registry: Registry, tmp_path: Path) -> None:
     subprocess.run([require_tool("umoci"), "unpack", "--image", f"{copy}:latest", str(bundle)], check=True,
                    capture_output=True)
     assert (bundle / "rootfs" / B_FILE).read_text() == "run image B\n"
-    assert (bundle / "rootfs" / str(app).lstrip("/") / "hello.txt").is_file()
+    assert (bundle / "rootfs" / str(tmp_path / "app").lstrip("/") / "hello.txt").is_file()

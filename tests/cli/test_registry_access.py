@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUSYBOX, REPO, Run, base_env, require_tool
+from tests.conftest import Run, base_env
+from tests.support.sample import push_busybox, sample_build_args
 from tests.support.services import Registry
 
 USER = ("reader", "r3ad-only")
@@ -29,29 +28,16 @@ def _auth(*regs: Registry) -> dict[str, str]:
     return base_env(CNB_REGISTRY_AUTH=json.dumps({r.host: f"Basic {token}" for r in regs}))
 
 
-def _push_busybox(reg: Registry) -> str:
-    subprocess.run([require_tool("skopeo"), "copy", "--dest-tls-verify=false", f"oci:{BUSYBOX}",
-                    f"docker://{reg.host}/library/busybox:latest"], check=True, capture_output=True)
-    return f"{reg.host}/library/busybox"
-
-
 def _creator(run: Run, tmp_path: Path, registries: list[Registry], *args: str,
              env: dict[str, str]) -> tuple[int, str]:
-    layers = tmp_path / "layers"
-    shutil.rmtree(layers, ignore_errors=True)
-    layers.mkdir(parents=True)
-    app = tmp_path / "app"
-    if not app.exists():
-        shutil.copytree(REPO / "samples" / "apps" / "hello", app)
     insecure = [x for r in registries for x in ("-insecure-registry", r.host)]
-    res = run("creator", "-layers", str(layers), "-app", str(app), "-buildpacks", str(REPO / "cnb" / "buildpacks"),
-              "-order", str(REPO / "cnb" / "order.toml"), *insecure, *args, env=env)
+    res = run("creator", *sample_build_args(tmp_path), *insecure, *args, env=env)
     return res.returncode, res.stdout
 
 
 def test_output_image_without_push_access_fails_before_build(run: Run, registry: Registry, readonly: Registry,
                                                               tmp_path: Path) -> None:
-    run_image = _push_busybox(registry)
+    run_image = push_busybox(registry.host)
     output = f"{readonly.host}/team/app"
     mark = readonly.mark()
     code, out = _creator(run, tmp_path, [registry, readonly], "-run-image", run_image, output,
@@ -88,7 +74,7 @@ def test_every_tag_is_checked(registry: Registry, readonly: Registry) -> None:
 
 def test_registry_cache_image_without_push_access_fails(run: Run, registry: Registry, readonly: Registry,
                                                          tmp_path: Path) -> None:
-    run_image = _push_busybox(registry)
+    run_image = push_busybox(registry.host)
     cache = f"{readonly.host}/team/cache"
     code, out = _creator(run, tmp_path, [registry, readonly], "-run-image", run_image,
                          "-cache-image", cache, f"{registry.host}/access-app", env=_auth(readonly))
@@ -100,7 +86,7 @@ def test_registry_cache_image_without_push_access_fails(run: Run, registry: Regi
 
 def test_unreadable_previous_image_fails(run: Run, registry: Registry, readonly: Registry, tmp_path: Path) -> None:
     """No credentials for the registry of -previous-image: the read check is refused (401)."""
-    run_image = _push_busybox(registry)
+    run_image = push_busybox(registry.host)
     previous = f"{readonly.host}/team/app"
     code, out = _creator(run, tmp_path, [registry, readonly], "-run-image", run_image,
                          "-previous-image", previous, f"{registry.host}/access-app", env=base_env())
@@ -111,7 +97,7 @@ def test_unreadable_previous_image_fails(run: Run, registry: Registry, readonly:
 
 
 def test_writable_registry_passes_the_checks(run: Run, registry: Registry, tmp_path: Path) -> None:
-    run_image = _push_busybox(registry)
+    run_image = push_busybox(registry.host)
     code, out = _creator(run, tmp_path, [registry], "-run-image", run_image, "-tag",
                          f"{registry.host}/access-app:v2", f"{registry.host}/access-app", env=base_env())
     assert code == 0, out

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
 
-from tests.conftest import BUSYBOX, REPO, Run, base_env, require_tool
+from tests.conftest import Run, base_env, require_tool
+from tests.support.sample import push_busybox, sample_build_args
 from tests.support.services import Registry
 
 UPLOADS = ("POST", "PUT", "PATCH")
@@ -18,27 +18,14 @@ UPLOADS = ("POST", "PUT", "PATCH")
 APP = "registry-export-app"
 
 
-def push_busybox(reg: Registry, creds: str | None = None) -> None:
-    extra = ["--dest-creds", creds] if creds else []
-    subprocess.run([require_tool("skopeo"), "copy", "--dest-tls-verify=false", *extra, f"oci:{BUSYBOX}",
-                    f"docker://{reg.host}/library/busybox:latest"], check=True, capture_output=True)
-
-
 def creator(run: Run, reg: Registry, work: Path, *, env: dict[str, str] | None = None) -> tuple[int, str]:
-    layers = work / "layers"
-    shutil.rmtree(layers, ignore_errors=True)
-    layers.mkdir(parents=True)
-    app = work / "app"
-    if not app.exists():
-        shutil.copytree(REPO / "samples" / "apps" / "hello", app)
-    res = run("creator", "-layers", str(layers), "-app", str(app), "-buildpacks", str(REPO / "cnb" / "buildpacks"),
-              "-order", str(REPO / "cnb" / "order.toml"), "-insecure-registry", reg.host,
+    res = run("creator", *sample_build_args(work), "-insecure-registry", reg.host,
               "-run-image", f"{reg.host}/library/busybox", f"{reg.host}/{APP}", env=env)
     return res.returncode, res.stdout
 
 
 def test_creator_publishes_and_rebuild_uploads_nothing_new(run: Run, registry: Registry, tmp_path: Path) -> None:
-    push_busybox(registry)
+    push_busybox(registry.host)
     code, out = creator(run, registry, tmp_path)
     assert code == 0, out
     report = tomllib.loads((tmp_path / "layers" / "report.toml").read_text())["image"]
@@ -73,7 +60,7 @@ def test_creator_publishes_and_rebuild_uploads_nothing_new(run: Run, registry: R
 
 def test_registry_behind_basic_auth(run: Run, registry: Registry, tmp_path: Path) -> None:
     secured = registry.start_another(auth=("alice", "s3cret"))
-    push_busybox(secured, creds="alice:s3cret")
+    push_busybox(secured.host, creds="alice:s3cret")
     token = base64.b64encode(b"alice:s3cret").decode()
     env = base_env(CNB_REGISTRY_AUTH=json.dumps({secured.host: f"Basic {token}"}))
     code, out = creator(run, secured, tmp_path / "ok", env=env)

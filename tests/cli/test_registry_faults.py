@@ -7,15 +7,14 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUSYBOX, REPO, Run, require_tool
+from tests.conftest import Run
+from tests.support.sample import push_busybox, sample_build_args
 from tests.support.services import Registry
 
 
@@ -84,14 +83,8 @@ def faulty(registry: Registry) -> Iterator[_FaultyProxy]:
 
 def test_500_on_blob_upload_fails_cleanly_and_tags_nothing(run: Run, registry: Registry, faulty: _FaultyProxy,
                                                            tmp_path: Path) -> None:
-    skopeo = require_tool("skopeo")
-    subprocess.run([skopeo, "copy", "--dest-tls-verify=false", f"oci:{BUSYBOX}",
-                    f"docker://{registry.host}/faults/busybox:latest"], check=True, capture_output=True)
-    layers, app = tmp_path / "layers", tmp_path / "app"
-    layers.mkdir()
-    shutil.copytree(REPO / "samples" / "apps" / "hello", app)
-    res = run("creator", "-layers", str(layers), "-app", str(app), "-buildpacks", str(REPO / "cnb" / "buildpacks"),
-              "-order", str(REPO / "cnb" / "order.toml"), "-insecure-registry", faulty.host,
+    push_busybox(registry.host, "faults/busybox")
+    res = run("creator", *sample_build_args(tmp_path), "-insecure-registry", faulty.host,
               "-run-image", f"{faulty.host}/faults/busybox", f"{faulty.host}/faults/app")
     assert res.returncode == 62, res.stdout
     errors = [line for line in res.stdout.splitlines() if line.startswith("ERROR:")]
@@ -104,4 +97,4 @@ def test_500_on_blob_upload_fails_cleanly_and_tags_nothing(run: Run, registry: R
                  headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
     assert conn.getresponse().status == 404  # nothing half-written was tagged
     conn.close()
-    assert not (layers / "report.toml").exists()
+    assert not (tmp_path / "layers" / "report.toml").exists()

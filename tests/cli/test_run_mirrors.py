@@ -5,11 +5,11 @@ exit 3 with upstream's ``failed to find accessible run image``."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
-from tests.conftest import BUSYBOX, Run, base_env, require_tool
+from tests.conftest import Run, base_env
+from tests.support.sample import load_busybox, push_busybox
 from tests.support.services import Dockerd, Registry
 
 NONE = "ERROR: failed to find accessible run image"
@@ -63,16 +63,10 @@ def test_layout_mode_picks_the_accessible_mirror(run: Run, oci_root: Path, tmp_p
     assert data == {}
 
 
-def _push(reg: Registry, repo: str) -> str:
-    subprocess.run([require_tool("skopeo"), "copy", "--dest-tls-verify=false", f"oci:{BUSYBOX}",
-                    f"docker://{reg.host}/{repo}:latest"], check=True, capture_output=True)
-    return f"{reg.host}/{repo}"
-
-
 def test_registry_mode_picks_the_accessible_mirror(run: Run, registry: Registry, tmp_path: Path) -> None:
     other = registry.start_another()
-    here = _push(registry, "mirrors/run")
-    there = _push(other, "mirrors/run")
+    here = push_busybox(registry.host, "mirrors/run")
+    there = push_busybox(other.host, "mirrors/run")
     mode = ("-insecure-registry", registry.host, "-insecure-registry", other.host)
     output = f"{registry.host}/mirrors-app"
     # Listed first but on another registry: the mirror on the output's registry wins.
@@ -92,8 +86,7 @@ def test_registry_mode_picks_the_accessible_mirror(run: Run, registry: Registry,
 
 
 def test_daemon_mode_picks_the_image_in_the_daemon(run: Run, dockerd: Dockerd, tmp_path: Path) -> None:
-    subprocess.run([require_tool("skopeo"), "copy", "--dest-daemon-host", dockerd.host, f"oci:{BUSYBOX}",
-                    "docker-daemon:mirror-run:latest"], check=True, capture_output=True)
+    load_busybox(dockerd.host, "mirror-run:latest")
     env = base_env(DOCKER_HOST=dockerd.host)
     toml = _run_toml(tmp_path / "run.toml", "example.com/absent/run", "mirror-run")
     code, out, data = _analyze(run, tmp_path, toml, "mirror-app", "-daemon", env=env)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
-from tests.conftest import BUSYBOX, REPO, base_env, require_tool, run_program
+from tests.conftest import REPO, base_env, run_program
+from tests.support.sample import load_busybox
 from tests.support.services import Dockerd
 
 IMAGE = "loop-app:latest"
@@ -41,8 +41,7 @@ def _sources(out: str) -> dict[str, str]:
 
 
 def test_daemon_rebuild_loop(dockerd: Dockerd, tmp_path: Path) -> None:
-    subprocess.run([require_tool("skopeo"), "copy", "--dest-daemon-host", dockerd.host, f"oci:{BUSYBOX}",
-                    "docker-daemon:busybox:latest"], check=True, capture_output=True)
+    load_busybox(dockerd.host)
     shutil.copytree(REPO / "samples" / "apps" / "hello", tmp_path / "app")
     shutil.copytree(REPO / "cnb" / "buildpacks", tmp_path / "buildpacks")
     launcher_etc = {"buildpacksio/lifecycle:launcher", "buildpacksio/lifecycle:config",

@@ -29,6 +29,7 @@ from lifecycle.image.auth import Keychain, parse_docker_config, parse_registry_a
 from lifecycle.image.registry import RegistryClient, RegistryStore, parse_challenge, push_layout_image
 from tests.conftest import BUSYBOX, BUSYBOX_LAYER, BUSYBOX_MANIFEST, Run, base_env, require_tool
 from tests.image.layouts import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, layer_tar, put_blob, put_json
+from tests.support.sample import push_busybox
 from tests.support.services import Registry
 
 pytestmark = [pytest.mark.registry]
@@ -43,14 +44,6 @@ def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check:
         assert res.returncode == 0, res.stderr
     return res
-
-
-def push_busybox(registry: Registry, repo: str = "library/busybox", tag: str = "latest",
-                 creds: str | None = None) -> str:
-    extra = ["--dest-creds", creds] if creds else []
-    skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", *extra, f"oci:{BUSYBOX}",
-           f"docker://{registry.host}/{repo}:{tag}")
-    return f"{registry.host}/{repo}"
 
 
 def app_layout(path: Path, files: dict[str, bytes], *, tag: str = "latest", sparse: bool = False,
@@ -107,15 +100,15 @@ def basic(user: str, password: str) -> str:
 def secured(registry: Registry) -> Registry:
     """A registry behind htpasswd basic auth (alice / s3cret) holding busybox."""
     reg = registry.start_another(auth=("alice", "s3cret"))
-    push_busybox(reg, creds="alice:s3cret")
+    push_busybox(reg.host, creds="alice:s3cret")
     return reg
 
 
 # ---- analyzer in registry mode -------------------------------------------------------------
 def test_analyzer_registry_mode(registry: Registry, run: Run, tmp_path: Path) -> None:
-    run_image = push_busybox(registry)
+    run_image = push_busybox(registry.host)
     short = f"{registry.host}/busybox"  # not Docker Hub: no library/ is added
-    push_busybox(registry, repo="busybox")
+    push_busybox(registry.host, repo="busybox")
     res, out = analyze(run, tmp_path, "-run-image", short, "-insecure-registry", registry.host,
                        f"{registry.host}/my-app")
     assert res.returncode == 0, res.stdout
@@ -136,7 +129,7 @@ def test_analyzer_registry_mode_from_env_and_previous_image(registry: Registry, 
     digest = app_layout(layout, {"app/hello.txt": b"hi\n"}, labels=label)
     push_layout_image(layout, "latest", f"{registry.host}/apps/prev:v1", mount_from=[],
                       insecure_registries=[registry.host])
-    run_image = push_busybox(registry)
+    run_image = push_busybox(registry.host)
     env = base_env(CNB_RUN_IMAGE=f"{run_image}:latest", CNB_INSECURE_REGISTRIES=f"{registry.host},other:5000")
     res, out = analyze(run, tmp_path, f"{registry.host}/apps/prev:v1", env=env)
     assert res.returncode == 0, res.stdout
@@ -153,7 +146,7 @@ def test_analyzer_run_image_missing_in_registry(registry: Registry, run: Run, tm
 
 
 def test_plain_http_only_when_listed(registry: Registry, run: Run, tmp_path: Path) -> None:
-    run_image = push_busybox(registry)
+    run_image = push_busybox(registry.host)
     res, _ = analyze(run, tmp_path, "-run-image", run_image, f"{registry.host}/my-app")
     line = one_error(res, 32)
     assert f"https://{registry.host}/v2/" in line
@@ -249,7 +242,7 @@ def test_push_read_back_and_incremental(registry: Registry, tmp_path: Path) -> N
 
 
 def test_push_sparse_layout_mounts_from_run_image_repo(registry: Registry, tmp_path: Path) -> None:
-    run_repo = push_busybox(registry, repo="runs/busybox")
+    run_repo = push_busybox(registry.host, repo="runs/busybox")
     layout = tmp_path / "sparse"
     digest = app_layout(layout, {"app/b.txt": b"b\n"}, sparse=True)
     ref = f"{registry.host}/apps/sparse:latest"
@@ -318,7 +311,7 @@ def test_push_and_find_index(registry: Registry, tmp_path: Path) -> None:
 
 
 def test_find_checks_digest_and_reports_missing(registry: Registry) -> None:
-    run_repo = push_busybox(registry)
+    run_repo = push_busybox(registry.host)
     store = RegistryStore(insecure_registries=[registry.host])
     image = store.find(f"{run_repo}@{BUSYBOX_MANIFEST}")
     assert image is not None

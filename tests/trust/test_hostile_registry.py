@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import tarfile
 import time
@@ -26,7 +25,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from tests.conftest import BIN, BUSYBOX, REPO, base_env, require_tool
+from tests.conftest import BIN, BUSYBOX, base_env, require_tool
 from tests.support.fake_registry import (
     FakeServer,
     Reply,
@@ -39,6 +38,7 @@ from tests.support.fake_registry import (
     make_tls,
     trickle,
 )
+from tests.support.sample import sample_build_args
 
 USER, PASSWORD = "alice", "pa55-Secret"
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -401,15 +401,9 @@ def busybox_storage() -> Storage:
 
 def creator(rig: Rig, reg: FakeServer, *, env: dict[str, str] | None = None,
             cache: bool = False) -> subprocess.CompletedProcess[str]:
-    layers, app = rig.tmp / "layers", rig.tmp / "app"
-    shutil.rmtree(layers, ignore_errors=True)
-    layers.mkdir()
-    if not app.exists():
-        shutil.copytree(REPO / "samples" / "apps" / "hello", app)
     insecure = [] if reg.tls else ["-insecure-registry", reg.host]
     extra = ["-cache-image", f"{reg.host}/cache:latest"] if cache else []
-    return rig.run("creator", "-layers", str(layers), "-app", str(app), "-buildpacks", str(REPO / "cnb" / "buildpacks"),
-                   "-order", str(REPO / "cnb" / "order.toml"), *insecure, *extra, "-run-image",
+    return rig.run("creator", *sample_build_args(rig.tmp), *insecure, *extra, "-run-image",
                    f"{reg.host}/library/busybox", f"{reg.host}/app", env=env, limit=CREATOR_MEMORY_LIMIT, timeout=300)
 
 
