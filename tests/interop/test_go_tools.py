@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from lifecycle.image.layout import Layout
-from tests.conftest import BUSYBOX, BUSYBOX_MANIFEST, LAYOUT_REPO, REPO, Run, base_env
+from tests.conftest import BUSYBOX, BUSYBOX_MANIFEST, LAYOUT_REPO, Run, base_env
 from tests.differential.workspace import make_app, make_layers
 from tests.support.gotools import go_tool
+from tests.support.sample import push_busybox, sample_build_args
 from tests.support.services import Registry
 
 pytestmark = pytest.mark.tools
@@ -327,17 +328,12 @@ def test_sbom_referrers_are_reproducible(run: Run, build: Build) -> None:
 
 
 def test_sbom_referrers_in_the_registry_with_the_creator(run: Run, registry: Registry, tmp_path: Path) -> None:
-    from tests.cli.test_registry_export import push_busybox
-
-    push_busybox(registry)
-    layers, app = tmp_path / "layers", tmp_path / "app"
-    layers.mkdir()
-    shutil.copytree(REPO / "samples" / "apps" / "hello", app)
+    run_image = push_busybox(registry.host)
     target = f"{registry.host}/sbom-referrers/app"
-    res = run("creator", "-layers", str(layers), "-app", str(app), "-buildpacks", str(REPO / "cnb" / "buildpacks"),
-              "-order", str(REPO / "cnb" / "order.toml"), "-insecure-registry", registry.host,
-              "-run-image", f"{registry.host}/library/busybox", target, env=base_env(CNB_SBOM_REFERRER="true"))
+    res = run("creator", *sample_build_args(tmp_path), "-insecure-registry", registry.host, "-run-image", run_image,
+              target, env=base_env(CNB_SBOM_REFERRER="true"))
     assert res.returncode == 0, res.stdout
+    layers = tmp_path / "layers"
     digest = tomllib.loads((layers / "report.toml").read_text())["image"]["digest"]
     found = referrers("--plain-http", f"{target}:latest")
     assert sorted(found.values()) == sorted([CDX, SPDX])
