@@ -6,9 +6,17 @@ layers are the cached layer tars, gzip-compressed (``application/vnd.oci.image.l
 in the order they were staged; its config's ``rootfs.diff_ids`` names them and its label
 ``io.buildpacks.lifecycle.cache.metadata`` holds the metadata. Blobs go through the layout write
 API (temp file, fsync, rename); ``index.json`` changes atomically under the layout lock. Unchanged
-layers keep their blob (nothing is rewritten). After the new manifest is tagged, the previous cache
-image's blobs that nothing in ``index.json`` references any more are deleted, so the cache does not
-grow without bound.
+layers keep their blob (nothing is rewritten).
+
+Two builds may share one cache image and commit at the same time (spec/cache-and-restore.md). Every
+blob this cache stages, reused or added, is pinned: a hard link in this commit's pin directory
+(``blobs/sha256/.tmp-pins-*``), made under the layout lock for a reused blob and verified there.
+The commit then, in one critical section under the lock: puts back any staged blob a concurrent
+commit pruned (from its pin), writes config and manifest, tags, and prunes: the previous cache
+image's blobs, and any other digest-named blob, that nothing in ``index.json`` references and whose
+inode has not changed for :data:`~lifecycle.image.layout.STALE_AFTER` seconds (a concurrent writer's
+blobs are newer, or pinned). So a committed cache image never names a missing blob, and the cache
+does not grow without bound.
 """
 
 from __future__ import annotations
@@ -16,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
+import os
 import shutil
+import stat
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +42,7 @@ from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata, parse
 from lifecycle.errors import ImageError, LifecycleError
 from lifecycle.image import model as m
 from lifecycle.image.draft import Draft, Part
-from lifecycle.image.layout import BlobWriter, Image, Layout, host_platform
+from lifecycle.image.layout import PIN_PREFIX, STALE_AFTER, BlobWriter, Image, Layout, host_platform
 from lifecycle.image.store import LayoutStore
 
 CHUNK = 1 << 20
@@ -149,6 +159,7 @@ class ImageCache(CacheImageLabel):
         self._metadata = CacheMetadata()
         self._committed = False
         self._scratch: Path | None = None
+        self._pins: Path | None = None
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -178,19 +189,21 @@ class ImageCache(CacheImageLabel):
         """Re-hash the layer's blob against its digest and size."""
         desc = self._descriptor(diff_id)
         assert self.previous is not None
-        digest = hashlib.sha256()
-        size = 0
         try:
-            with open(self.previous.layout.blob_path(desc.digest), "rb") as f:
-                for chunk in iter(lambda: f.read(CHUNK), b""):
-                    digest.update(chunk)
-                    size += len(chunk)
-        except OSError as exc:
+            f = self.previous.layout.open_blob_file(desc.digest)  # a regular file, never through a symlink
+        except (ImageError, OSError) as exc:
             raise CacheReadError(f"failed to read cache layer with SHA '{diff_id}': {exc}") from None
-        found = "sha256:" + digest.hexdigest()
-        if found != desc.digest or size != desc.size:
-            raise CacheReadError(f"expected layer blob of '{diff_id}' to have SHA '{desc.digest}' "
-                                 f"({desc.size} bytes); found '{found}' ({size} bytes)")
+        with f:
+            _check_blob(f, desc, diff_id)
+
+    def _pin_dir(self) -> Path:
+        if self._pins is None:
+            self.layout.init()
+            self._pins = Path(tempfile.mkdtemp(prefix=PIN_PREFIX, dir=self.layout.path / "blobs" / "sha256"))
+        return self._pins
+
+    def _pin_path(self, digest: str) -> Path:
+        return self._pin_dir() / digest.split(":", 1)[1]
 
     # ---- writing -----------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -220,19 +233,39 @@ class ImageCache(CacheImageLabel):
         self._staged[diff_id] = desc
 
     def _compress(self, source: IO[bytes], diff_id: str) -> m.Descriptor:
-        return compress_layer(self.layout, source, diff_id)
+        return compress_layer(self.layout, source, diff_id, pins=self._pin_dir())
 
     def reuse_layer(self, diff_id: str) -> None:
-        """Keep the previous blob (verified; linked in if the previous image lived elsewhere)."""
+        """Keep the previous blob (linked in if the previous image lived elsewhere), pinned under
+        the layout lock and verified through the pin (CacheReadError when gone or corrupt)."""
         self._check_open()
-        self.verify_layer(diff_id)
-        desc = self._by_diff[diff_id]
+        desc = self._descriptor(diff_id)
         assert self.previous is not None
         if self.previous.path != self.path:
+            self.verify_layer(diff_id)
             try:
                 self.layout.add_blob_from(self.previous.layout.blob_path(desc.digest), desc)
             except ImageError as exc:
                 raise CacheError(f"reusing layer ({diff_id}): {exc}") from None
+        pin = self._pin_path(desc.digest)
+        with self.layout.locked():  # a concurrent commit prunes under this lock: pinned, it stays
+            try:
+                st = os.stat(self.layout.blob_path(desc.digest), follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode):
+                    raise CacheReadError(f"failed to read cache layer with SHA '{diff_id}': its blob is not "
+                                         "a regular file")
+                os.link(self.layout.blob_path(desc.digest), pin, follow_symlinks=False)
+            except FileNotFoundError:
+                raise CacheReadError(f"failed to find cache layer with SHA '{diff_id}' (blob {desc.digest} "
+                                     "is missing)") from None
+            except OSError as exc:
+                raise CacheReadError(f"failed to read cache layer with SHA '{diff_id}': {exc}") from None
+        try:
+            with open(pin, "rb") as f:
+                _check_blob(f, desc, diff_id)
+        except CacheReadError:
+            pin.unlink()
+            raise
         self._staged[diff_id] = reused_descriptor(desc)
 
     def set_metadata(self, metadata: CacheMetadata) -> None:
@@ -241,44 +274,71 @@ class ImageCache(CacheImageLabel):
         self._metadata = metadata
 
     def commit(self) -> None:
-        """Write config and manifest, tag them, then drop the previous image's unreferenced blobs."""
+        """In one critical section under the layout lock: put back staged blobs a concurrent
+        commit pruned (from their pins), write config and manifest, tag, prune unreferenced blobs
+        (see the module doc). Then drop the pins."""
         self._check_open()
         self._committed = True
         try:
-            self._save()
+            with self.layout.locked():
+                self._restore_pinned()
+                self._save()
+                try:
+                    self._prune()
+                except (ImageError, OSError) as exc:
+                    self.logger.debug(f"could not remove unused cache blobs: {exc}")
         except (ImageError, OSError) as exc:
             raise CacheError(f"saving cache image '{self.reference}': {exc}") from None
         finally:
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
-        try:
-            self._prune()
-        except (ImageError, OSError) as exc:
-            self.logger.debug(f"could not remove unused cache blobs: {exc}")
+            if self._pins is not None:
+                shutil.rmtree(self._pins, ignore_errors=True)
+
+    def _restore_pinned(self) -> None:
+        for desc in self._staged.values():
+            target = self.layout.blob_path(desc.digest)
+            if os.path.lexists(target):
+                continue
+            pin = self._pin_path(desc.digest)
+            try:
+                os.link(pin, target, follow_symlinks=False)
+            except FileNotFoundError:
+                raise CacheError(f"blob {desc.digest} was removed from {self.path} while this cache was being "
+                                 "written") from None
+            self.logger.debug(f"restored cache blob {desc.digest} removed by a concurrent commit")
 
     def _save(self) -> None:
         manifest_desc = write_cache_image(self.layout, self._staged, self._metadata,
-                                          annotations={m.REF_NAME: self.tag})
+                                          annotations={m.REF_NAME: self.tag}, pins=self._pin_dir())
         self.layout.set_tag(manifest_desc, self.tag)
 
     def _prune(self) -> None:
-        if self.previous is None or self.previous.path != self.path:
-            return
-        old = {d.digest for d in self.previous.manifest.layers}
-        old.add(self.previous.manifest.config.digest)
-        old.add(self.previous.manifest_digest)
-        with self.layout.locked():
-            keep: set[str] = set()
-            for desc in self.layout.read_index().manifests:
-                if desc.mediaType and desc.mediaType not in m.MANIFEST_TYPES:
-                    return  # nested indexes: do not guess what they reference
-                keep.add(desc.digest)
-                data = json.loads(self.layout.read_blob(desc))
-                keep.add(data["config"]["digest"])
-                keep.update(layer["digest"] for layer in data.get("layers", []))
-            for digest in old - keep:
-                with contextlib.suppress(FileNotFoundError):
-                    self.layout.blob_path(digest).unlink()
+        """Under the lock: remove the previous image's blobs and stale digest-named blobs that no
+        manifest in ``index.json`` references (nothing at all when it holds nested indexes)."""
+        keep: set[str] = set()
+        for desc in self.layout.read_index().manifests:
+            if desc.mediaType and desc.mediaType not in m.MANIFEST_TYPES:
+                return  # nested indexes: do not guess what they reference
+            keep.add(desc.digest)
+            manifest = m.parse_blob(m.Manifest, self.layout.read_blob(desc), f"manifest {desc.digest}")
+            keep.add(manifest.config.digest)
+            keep.update(layer.digest for layer in manifest.layers)
+        old: set[str] = set()
+        if self.previous is not None and self.previous.path == self.path:
+            old = {d.digest for d in self.previous.manifest.layers}
+            old.add(self.previous.manifest.config.digest)
+            old.add(self.previous.manifest_digest)
+        limit = time.time() - STALE_AFTER
+        blobs = self.path / "blobs" / "sha256"
+        for name in sorted(os.listdir(blobs)):
+            digest = f"sha256:{name}"
+            if name.startswith(".") or digest in keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(blobs / name, follow_symlinks=False)
+                if digest in old or (stat.S_ISREG(st.st_mode) and st.st_ctime < limit):
+                    os.unlink(blobs / name)
 
 
 # ---- shared with the registry cache image (lifecycle.cache.registry_image) ---------------------
@@ -301,8 +361,9 @@ def layer_stream(blob: Any, media: str, diff_id: str) -> Iterator[IO[bytes]]:
         yield _CheckedStream(blob, diff_id)  # type: ignore[misc]
 
 
-def compress_layer(layout: Layout, source: IO[bytes], diff_id: str) -> m.Descriptor:
-    """Gzip ``source`` (an uncompressed tar) into a new blob of ``layout``, checking its diffID."""
+def compress_layer(layout: Layout, source: IO[bytes], diff_id: str, pins: Path | None = None) -> m.Descriptor:
+    """Gzip ``source`` (an uncompressed tar) into a new blob of ``layout``, checking its diffID
+    (with ``pins``, a hard link to the blob is left there, named by its hex digest)."""
     raw = hashlib.sha256()
     with layout.blob_writer() as writer:
         with igzip.GzipFile(fileobj=_Sink(writer), mode="wb",  # type: ignore[no-untyped-call]
@@ -313,7 +374,32 @@ def compress_layer(layout: Layout, source: IO[bytes], diff_id: str) -> m.Descrip
         found = "sha256:" + raw.hexdigest()
         if found != diff_id:
             raise CacheError(f"caching layer ({diff_id}): its contents have SHA '{found}'")
-        return writer.commit(m.OCI_LAYER_GZIP)
+        return writer.commit(m.OCI_LAYER_GZIP, pin=_pin_for(pins, writer.digest))
+
+
+def _pin_for(pins: Path | None, digest: str) -> Path | None:
+    if pins is None:
+        return None
+    pin = pins / digest.split(":", 1)[1]
+    return None if os.path.lexists(pin) else pin
+
+
+def _check_blob(f: IO[bytes], desc: m.Descriptor, diff_id: str) -> None:
+    """Hash an opened blob against ``desc`` (CacheReadError when it differs or is not a file)."""
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        raise CacheReadError(f"failed to read cache layer with SHA '{diff_id}': its blob is not a regular file")
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise CacheReadError(f"failed to read cache layer with SHA '{diff_id}': {exc}") from None
+    found = "sha256:" + digest.hexdigest()
+    if found != desc.digest or size != desc.size:
+        raise CacheReadError(f"expected layer blob of '{diff_id}' to have SHA '{desc.digest}' "
+                             f"({desc.size} bytes); found '{found}' ({size} bytes)")
 
 
 def reused_descriptor(desc: m.Descriptor) -> m.Descriptor:
@@ -324,14 +410,14 @@ def reused_descriptor(desc: m.Descriptor) -> m.Descriptor:
 
 
 def write_cache_image(layout: Layout, staged: dict[str, m.Descriptor], metadata: CacheMetadata,
-                      annotations: dict[str, str] | None = None) -> m.Descriptor:
+                      annotations: dict[str, str] | None = None, pins: Path | None = None) -> m.Descriptor:
     """Write the cache image's config and manifest blobs into ``layout`` (the layer blobs may be
     absent: a sparse layout); ``staged`` maps diffIDs to layer descriptors, in layer order.
     Returns the manifest's descriptor (not tagged)."""
     plat = host_platform()
     if not staged:
         # Some registries refuse an image without layers: an empty cache gets one empty tar, as upstream.
-        staged = {EMPTY_TAR_DIFF_ID: compress_layer(layout, io.BytesIO(EMPTY_TAR), EMPTY_TAR_DIFF_ID)}
+        staged = {EMPTY_TAR_DIFF_ID: compress_layer(layout, io.BytesIO(EMPTY_TAR), EMPTY_TAR_DIFF_ID, pins)}
     draft = Draft.scratch({
         "architecture": plat.architecture,
         "os": plat.os,

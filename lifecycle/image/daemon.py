@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tarfile
-from collections.abc import Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -29,7 +31,7 @@ from lifecycle.errors import ImageError
 from lifecycle.image import model as m
 from lifecycle.image import ref as refs
 from lifecycle.image.layout import Layout
-from lifecycle.image.store import STAGING_TAG, Announce, Saved, Staging, temporary_staging
+from lifecycle.image.store import STAGING_TAG, Announce, L, Saved, Staging, StoredImage, temporary_staging
 from lifecycle.image.untrusted import clean
 
 if TYPE_CHECKING:
@@ -227,9 +229,29 @@ class DaemonStore:
 
     @contextlib.contextmanager
     def staging(self, reference: str, parent: Path | None = None) -> Iterator[Staging]:
-        """A temporary sparse layout: run-image layers the daemon holds stay out of it."""
+        """A temporary sparse layout: run-image layers the daemon holds stay out of it (see
+        :meth:`_DaemonStaging.lacking` for the others)."""
         with temporary_staging(parent, ".export-") as staging:
-            yield staging
+            yield _DaemonStaging(staging.layout)
+
+    @contextlib.contextmanager
+    def open_layer(self, image: StoredImage, diff_id: str, scratch: Path) -> Iterator[IO[bytes]]:
+        """The layer out of a streamed ``docker save`` (only it kept, in a temporary file)."""
+        tmp = Path(tempfile.mkdtemp(prefix=".layer-", dir=scratch))
+        try:
+            found = self.layer_files(image, {diff_id}, tmp)
+            if diff_id not in found:
+                raise ImageError(f"the Docker daemon did not hand out layer {diff_id}")
+            with open(found[diff_id], "rb") as tar:
+                yield tar
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def layer_files(self, image: StoredImage, diff_ids: set[str], scratch: Path) -> dict[str, Path]:
+        """One streamed ``docker save`` of the image, keeping only those layers."""
+        from lifecycle.image.daemon_layers import save_layers
+
+        return save_layers(self, image.identifier, diff_ids, scratch)
 
     def save(self, staging: Staging, draft: Draft, names: Sequence[str], announce: Announce) -> Saved:
         """Load the image into the daemon under each name; the result carries its image ID."""
@@ -282,6 +304,24 @@ class DaemonStore:
                     f"{', '.join(sorted(archive.missing))} because the daemon was expected to hold their layer "
                     f"chains (the same layers below them, in the run image or the previous image), and it does not")
         return f"loading into the Docker daemon failed: {text}"
+
+
+class _DaemonStaging(Staging):
+    """A staging layout for ``docker load``, which needs the bytes of every layer whose layer chain
+    the daemon does not hold (see :mod:`lifecycle.image.daemon_layers`)."""
+
+    def lacking(self, layers: Sequence[L], have: Iterable[StoredImage | None]) -> list[L]:
+        """The layers whose chain is not one the daemon holds through ``have`` (every prefix of
+        their layers) and whose blob is not in the staging layout."""
+        from lifecycle.image.daemon_layers import chain_ids
+
+        known: set[str] = set()
+        for image in have:
+            if image is not None:
+                known.update(chain_ids(image.diff_ids))
+        chains = chain_ids([layer.diff_id for layer in layers])
+        return [layer for layer, chain in zip(layers, chains, strict=True)
+                if chain not in known and not self.layout.has_blob(layer.digest)]
 
 
 def _short(exc: BaseException) -> str:

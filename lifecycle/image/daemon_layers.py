@@ -17,7 +17,7 @@ import hashlib
 import io
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -58,6 +58,18 @@ def IterReader(chunks: Iterator[bytes]) -> IO[bytes]:
 
 def _is_layer_member(member: tarfile.TarInfo) -> bool:
     return member.isreg() and (member.name.endswith("/layer.tar") or member.name.startswith("blobs/sha256/"))
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """The chain ID of each layer: the first diffID, then sha256 of ``"<chain below> <diffID>"``.
+    ``docker load`` skips reading a layer whose chain the daemon already holds."""
+    out: list[str] = []
+    for diff_id in diff_ids:
+        if not out:
+            out.append(diff_id)
+        else:
+            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
+    return out
 
 
 def layer_file_name(diff_id: str) -> str:

@@ -6,7 +6,10 @@ its digest and size; missing layer blobs (sparse layouts) are fine until their b
 
 Write side (D5): blobs go to a temp file, are fsynced and renamed into place (an existing blob is
 never rewritten); ``index.json`` is replaced atomically while holding an exclusive ``flock`` on
-the layout directory, so concurrent writers of different tags both survive.
+the layout directory, so concurrent writers of different tags both survive. The lock is re-entrant
+within a process (a cache commit tags and prunes inside one critical section). After a tag is
+written, temporary files of interrupted writers (our own ``.tmp-`` names only, regular files and
+pin directories, untouched for :data:`STALE_AFTER` seconds) are removed without following links.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import platform as _platform
 import shutil
 import stat
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +42,17 @@ MAX_INDEX = 16 * 1024 * 1024  # index.json; oci-layout is tiny
 MAX_MARKER = 4096
 CHUNK = 1 << 20
 LAYOUT_VERSION = "1.0.0"
+# A temporary file or pin directory untouched this long belongs to an interrupted writer: a live
+# writer keeps writing its temp blob, and a cache commit adds to its pin directory as it stages.
+STALE_AFTER = 3600
+TMP_PREFIX = ".tmp-"  # every temporary name this module makes in blobs/<alg> starts so
+PIN_PREFIX = ".tmp-pins-"  # a cache commit's directory of hard links to the blobs it staged
+
+# Re-entrant per-process holding of the layout lock (flock is per open file description: a second
+# flock from this process on another descriptor would wait for itself).
+_LOCKS_GUARD = threading.Lock()
+_LOCKS: dict[str, threading.RLock] = {}
+_DEPTH: dict[str, int] = {}
 
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
          "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
@@ -162,6 +178,11 @@ class Layout:
             raise ImageError(f"cannot read blob {desc.digest}: {exc.strerror}") from None
         _verify(data, desc)
         return data
+
+    def open_blob_file(self, digest: str) -> IO[bytes]:
+        """The blob's file, opened as a regular file without following a symlink (not verified;
+        FileNotFoundError when absent)."""
+        return self._open_file(str(self.blob_path(digest).relative_to(self.path)), f"blob {digest}")
 
     @contextlib.contextmanager
     def open_blob(self, desc: m.Descriptor) -> Iterator[IO[bytes]]:
@@ -295,7 +316,7 @@ class Layout:
             if os.path.lexists(target) and _verified(target, desc):
                 return True  # a good copy is already here; a corrupt or odd one is replaced below
             self.init()
-            tmp = target.parent / f".tmp-link-{os.getpid()}-{os.urandom(4).hex()}"
+            tmp = target.parent / f"{TMP_PREFIX}link-{os.getpid()}-{os.urandom(4).hex()}"
             try:
                 os.link(source, tmp, follow_symlinks=False)
                 lst = os.lstat(tmp)
@@ -319,14 +340,53 @@ class Layout:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold an exclusive lock on the layout directory (serialises ``index.json`` updates)."""
+        """Hold an exclusive ``flock`` on the layout directory: it serialises ``index.json`` updates
+        and a cache commit's check, tag and prune. Re-entrant within this process."""
         self.init()
-        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        key = os.path.realpath(self.path)
+        with _LOCKS_GUARD:
+            rlock = _LOCKS.setdefault(key, threading.RLock())
+        with rlock:
+            if _DEPTH.get(key):
+                _DEPTH[key] += 1
+                try:
+                    yield
+                finally:
+                    _DEPTH[key] -= 1
+                return
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                _DEPTH[key] = 1
+                yield
+            finally:
+                _DEPTH.pop(key, None)
+                os.close(fd)
+
+    def sweep_stale(self, older_than: float = STALE_AFTER) -> list[str]:
+        """Remove what interrupted writers left: in the layout dir, ``.index.json.tmp-*`` and
+        ``.oci-layout.tmp-*`` files; in ``blobs/<alg>``, ``.tmp-*`` files and ``.tmp-pins-*``
+        directories; only regular files and real directories whose mtime is older than
+        ``older_than`` seconds. Symlinks and every other name are left alone, nothing is followed.
+        Returns the removed paths (relative to the layout). Best effort: errors are ignored."""
+        removed: list[str] = []
+        limit = time.time() - older_than
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+            with Tree.open(self.path) as tree:
+                removed += _sweep_dir(tree.fd, "", (".index.json.tmp-", ".oci-layout.tmp-"), limit, dirs=False)
+                blobs = tree.lstat("blobs")
+                if blobs is None or not stat.S_ISDIR(blobs.st_mode):
+                    return removed
+                with tree.subtree("blobs") as sub:
+                    for name in sorted(os.listdir(sub.fd)):
+                        st = os.stat(name, dir_fd=sub.fd, follow_symlinks=False)
+                        if not stat.S_ISDIR(st.st_mode):
+                            continue
+                        with sub.subtree(name) as alg:
+                            removed += _sweep_dir(alg.fd, f"blobs/{name}/", (TMP_PREFIX,), limit, dirs=True)
+        except OSError:
+            pass
+        return removed
 
     def set_tag(self, desc: m.Descriptor, tag: str) -> None:
         """Point ``tag`` at ``desc`` in ``index.json``, keeping every other entry (tags, referrers)
@@ -343,6 +403,7 @@ class Layout:
             manifests = [*manifests[:at], entry, *(d for d in manifests[at:] if d.ref_name != tag)]
             index = m.Index(schemaVersion=2, mediaType=m.OCI_INDEX, manifests=manifests)
             _atomic_write(self.path / "index.json", json.dumps(index.dump(), indent=2).encode() + b"\n")
+            self.sweep_stale()
 
     def add_untagged(self, descs: list[m.Descriptor]) -> None:
         """List ``descs`` in ``index.json`` without a ``ref.name`` (referrers, as notation adds its
@@ -363,7 +424,7 @@ class BlobWriter:
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         directory = layout.path / "blobs" / "sha256"
-        fd, name = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
         self._file = os.fdopen(fd, "wb")
         self._tmp = Path(name)
         self._hash = hashlib.sha256()
@@ -382,13 +443,17 @@ class BlobWriter:
         """Digest of what was written so far."""
         return "sha256:" + self._hash.hexdigest()
 
-    def commit(self, media_type: str) -> m.Descriptor:
+    def commit(self, media_type: str, pin: Path | None = None) -> m.Descriptor:
         """fsync and rename into place; an existing blob of that digest is left untouched when its
-        bytes verify (a corrupt one is replaced)."""
+        bytes verify (a corrupt one is replaced). With ``pin``, a hard link to the bytes written
+        is also left there (a cache commit restores the blob from it if a concurrent prune removed
+        the blob before this writer tagged it)."""
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         target = self.layout.blob_path(self.digest)
+        if pin is not None:
+            os.link(self._tmp, pin)
         if target.is_file() and target.stat().st_size == self.size and file_digest(target) == self.digest:
             self._tmp.unlink()
         else:
@@ -436,6 +501,28 @@ class VerifyingReader:
         if self._size != self._desc.size or got != self._desc.digest:
             raise ImageError(f"blob {self._desc.digest} is corrupt: got {got}, {self._size} bytes "
                              f"(want {self._desc.size})")
+
+
+def _sweep_dir(fd: int, prefix: str, patterns: tuple[str, ...], limit: float, *, dirs: bool) -> list[str]:
+    """Remove stale entries named ``patterns`` in the directory ``fd`` (see ``sweep_stale``)."""
+    removed = []
+    for name in sorted(os.listdir(fd)):
+        if not name.startswith(patterns):
+            continue
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if st.st_mtime >= limit:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                os.unlink(name, dir_fd=fd)
+            elif dirs and stat.S_ISDIR(st.st_mode) and name.startswith(PIN_PREFIX):
+                shutil.rmtree(name, dir_fd=fd)  # fd-based: removes links, never follows them
+            else:
+                continue
+        except OSError:
+            continue
+        removed.append(prefix + name)
+    return removed
 
 
 def _open_input_blob(source: Path, desc: m.Descriptor) -> IO[bytes]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
@@ -36,7 +36,16 @@ from lifecycle.image.registry_client import (
     parse_challenge,
     sha256_digest,
 )
-from lifecycle.image.store import STAGING_TAG, Announce, Saved, Staging, temporary_staging
+from lifecycle.image.store import (
+    STAGING_TAG,
+    Announce,
+    Saved,
+    Staging,
+    StoredImage,
+    gunzipped,
+    layer_files_from,
+    temporary_staging,
+)
 from lifecycle.image.untrusted import clean
 
 if TYPE_CHECKING:
@@ -240,6 +249,22 @@ class RegistryStore:
             self.push_layout_image(staging.layout.path, STAGING_TAG, name, mount_from=sources)
         digest = written.manifest.digest
         return Saved(digest, written.manifest.size, list(names), registry_digest=digest)
+
+    @contextlib.contextmanager
+    def open_layer(self, image: StoredImage, diff_id: str, scratch: Path) -> Iterator[IO[bytes]]:
+        """The layer's blob streamed from the image's repository, gunzipped while read."""
+        from lifecycle.image.daemon_layers import IterReader
+
+        if not isinstance(image, RegistryImage):
+            raise ImageError("its layers cannot be read here")
+        desc = image.manifest.layers[image.diff_ids.index(diff_id)]
+        chunks = self.client(image.ref.registry).stream_blob(image.ref.repository, desc.digest)
+        with contextlib.closing(chunks):  # type: ignore[type-var]
+            yield gunzipped(IterReader(chunks), desc)
+
+    def layer_files(self, image: StoredImage, diff_ids: set[str], scratch: Path) -> dict[str, Path]:
+        """Each layer downloaded from its blob."""
+        return layer_files_from(self, image, diff_ids, scratch)
 
     def attach(self, staging: Staging, saved: Saved, artifacts: Sequence[Artifact], announce: Announce) -> None:
         """Push ``artifacts`` (referrers of the saved image) to the repository of each saved name:

@@ -17,11 +17,12 @@ chosen (so ``-oci`` never imports ``docker`` or ``httpx``).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol, TypeVar
 
 from lifecycle.errors import ImageError, InputError
 from lifecycle.image import model as m
@@ -73,6 +74,23 @@ class StoredImage(Protocol):
         ...
 
 
+class LayerRef(Protocol):
+    """A layer of an image being saved, as :meth:`Staging.lacking` sees it."""
+
+    @property
+    def diff_id(self) -> str:
+        """The uncompressed tar's digest."""
+        ...
+
+    @property
+    def digest(self) -> str:
+        """The blob the manifest names."""
+        ...
+
+
+L = TypeVar("L", bound=LayerRef)
+
+
 class Staging:
     """The layout an image is assembled in before its store saves it."""
 
@@ -81,6 +99,13 @@ class Staging:
 
     def blob_added(self, desc: m.Descriptor) -> None:
         """A layer blob is complete in the layout (a registry store may start uploading it)."""
+
+    def lacking(self, layers: Sequence[L], have: Iterable[StoredImage | None]) -> list[L]:
+        """The layers (all of the image, in order) whose bytes the save needs and the staging
+        layout does not hold, given the images the store already ``have``. None here: a layout
+        store links base and reused blobs, a registry store mounts or skips them; a daemon store
+        says otherwise."""
+        return []
 
 
 @dataclass
@@ -132,6 +157,18 @@ class ImageStore(Protocol):
     def save(self, staging: Staging, draft: Draft, names: Sequence[str], announce: Announce) -> Saved:
         """Write ``draft`` into ``staging`` and save it under each of ``names`` (calling ``announce``
         with where before each)."""
+        ...
+
+    def open_layer(self, image: StoredImage, diff_id: str, scratch: Path
+                   ) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """Layer ``diff_id`` of ``image`` (one of this store's) as an uncompressed tar stream, its
+        bytes not yet verified; an ImageError saying why when they cannot be had (a sparse layout,
+        a daemon that does not hand the layer out). Temporary files go under ``scratch``."""
+        ...
+
+    def layer_files(self, image: StoredImage, diff_ids: set[str], scratch: Path) -> dict[str, Path]:
+        """Layers ``diff_ids`` of ``image`` as uncompressed tar files under ``scratch`` (diffID ->
+        file; a layer whose bytes cannot be had is left out), not yet verified."""
         ...
 
     def attach(self, staging: Staging, saved: Saved, artifacts: Sequence[Artifact], announce: Announce) -> None:
@@ -232,6 +269,44 @@ class LayoutStore:
         for path in saved.names:
             for desc in attach_in_layout(Layout(Path(path)), artifacts):
                 announce(f"{path}@{desc.digest}")
+
+    @contextlib.contextmanager
+    def open_layer(self, image: StoredImage, diff_id: str, scratch: Path) -> Iterator[IO[bytes]]:
+        """The layer's blob in the image's layout, gunzipped while read."""
+        if not isinstance(image, Image):
+            raise ImageError("its layers cannot be read here")
+        desc = image.manifest.layers[image.diff_ids.index(diff_id)]
+        if not image.layout.has_blob(desc.digest):
+            raise ImageError(f"its layer {desc.digest} is not in the layout")
+        with image.layout.open_blob(desc) as raw:
+            yield gunzipped(raw, desc)
+
+    def layer_files(self, image: StoredImage, diff_ids: set[str], scratch: Path) -> dict[str, Path]:
+        """Each layer written out from its blob."""
+        return layer_files_from(self, image, diff_ids, scratch)
+
+
+def gunzipped(raw: IO[bytes], desc: m.Descriptor) -> IO[bytes]:
+    """``raw`` uncompressed while read when ``desc`` is a gzip layer (or says nothing)."""
+    gz = desc.mediaType.endswith("gzip") or desc.mediaType == ""
+    return gzip.GzipFile(fileobj=raw) if gz else raw  # type: ignore[return-value]
+
+
+def layer_files_from(store: ImageStore, image: StoredImage, diff_ids: set[str], scratch: Path) -> dict[str, Path]:
+    """:meth:`ImageStore.layer_files` by :meth:`ImageStore.open_layer`, one layer at a time."""
+    found: dict[str, Path] = {}
+    for diff_id in sorted(diff_ids & set(image.diff_ids)):
+        target = scratch / (diff_id.replace(":", "-") + ".tar")
+        try:
+            with store.open_layer(image, diff_id, scratch) as src, open(target, "wb") as out:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    out.write(chunk)
+        except (ImageError, OSError, EOFError):
+            with contextlib.suppress(OSError):
+                target.unlink()
+            continue
+        found[diff_id] = target
+    return found
 
 
 @contextlib.contextmanager

@@ -1,16 +1,16 @@
-"""Daemon export that is right by construction: which layers ``docker load`` needs bytes for, and
-where those bytes come from.
+"""Daemon export that is right by construction: where the bytes of the layers ``docker load``
+needs come from.
 
 ``docker load`` skips a layer file when the daemon already holds that layer's *chain* (the layer
 on top of exactly the layers below it, identified by the chain ID); every other layer must be in
-the archive. So, per layer of the app image: its chain is known when the run image or the previous
-image in the daemon has the same layers up to it (their prefixes are chains the daemon holds); a
-layer the exporter just built has its blob in the staging layout; any other layer needs bytes,
-taken from, in this order:
+the archive. The daemon store's staging says which layers those are
+(:meth:`~lifecycle.image.store.Staging.lacking`: a chain the run image or the previous image in the
+daemon has is known; a layer the exporter just built has its blob in the staging layout); the other
+stores lack none. Each lacking layer's bytes are taken from, in this order:
 
 1. the launch cache (``-launch-cache``, upstream's volume format: ``committed/<diffID>.tar``);
-2. the previous image in the daemon: one streamed ``docker save``, keeping only the needed layers
-   (:mod:`lifecycle.image.daemon_layers`);
+2. the previous image in the store (in the daemon: one streamed ``docker save``, keeping only the
+   needed layers, :mod:`lifecycle.image.daemon_layers`);
 3. the layers directory: the layer is rebuilt from its source (a buildpack's layer directory, the
    app, the launcher, ``<layers>/config``), reproducibly, so it has the recorded diffID (checked).
 
@@ -21,7 +21,6 @@ is rewritten with this image's layers above the run image (as upstream's caching
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -32,31 +31,11 @@ from typing import IO, Any
 from lifecycle.errors import ImageError
 from lifecycle.image import model as m
 from lifecycle.image.layout import Layout
-from lifecycle.image.store import StoredImage
+from lifecycle.image.store import ImageStore, StoredImage
 from lifecycle.layers.tar import Entry, HashingSink, write_tar
 
 CHUNK = 1 << 20
 SOURCES = ("launch cache", "previous image", "layers directory")
-
-
-def chain_ids(diff_ids: Sequence[str]) -> list[str]:
-    """The chain ID of each layer: the first diffID, then sha256 of ``"<chain below> <diffID>"``."""
-    out: list[str] = []
-    for diff_id in diff_ids:
-        if not out:
-            out.append(diff_id)
-        else:
-            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
-    return out
-
-
-def known_chains(images: Iterable[StoredImage | None]) -> set[str]:
-    """Chains the daemon holds because it holds these images (every prefix of each)."""
-    known: set[str] = set()
-    for image in images:
-        if image is not None:
-            known.update(chain_ids(image.diff_ids))
-    return known
 
 
 @dataclass(frozen=True)
@@ -78,14 +57,7 @@ class Filled:
     source: str
 
 
-def needing_bytes(layers: Sequence[Layer], staging: Layout, known: set[str]) -> list[Layer]:
-    """The layers whose chain the daemon lacks and whose blob is not in the staging layout."""
-    chains = chain_ids([layer.diff_id for layer in layers])
-    return [layer for layer, chain in zip(layers, chains, strict=True)
-            if chain not in known and not staging.has_blob(layer.digest)]
-
-
-def fill(staging: Layout, needed: Sequence[Layer], *, launch_cache: Path | None, store: Any,
+def fill(staging: Layout, needed: Sequence[Layer], *, launch_cache: Path | None, store: ImageStore,
          previous: StoredImage | None, scratch_parent: Path) -> list[Filled]:
     """Put the bytes of each needed layer into ``staging`` as an uncompressed tar blob named by its
     diffID, from the first source that has them (see the module doc). Raises ImageError naming the
@@ -101,14 +73,12 @@ def fill(staging: Layout, needed: Sequence[Layer], *, launch_cache: Path | None,
             else:
                 still.append(layer)
         left = still
-    if previous is not None and left and getattr(store, "kind", "") == "daemon":
-        from lifecycle.image.daemon_layers import save_layers
-
+    if previous is not None and left:
         wanted = {layer.diff_id for layer in left if layer.diff_id in previous.diff_ids}
         if wanted:
             scratch = Path(tempfile.mkdtemp(prefix=".daemon-layers-", dir=scratch_parent))
             try:
-                found = save_layers(store, previous.identifier, wanted, scratch)
+                found = store.layer_files(previous, wanted, scratch)
                 still = []
                 for layer in left:
                     saved = found.get(layer.diff_id)

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lifecycle.api import ApiVersion
+from lifecycle.buildpack.api import verify_buildpack_api
 from lifecycle.errors import ExitCode, LifecycleError
 from lifecycle.files import analyzed as analyzed_file
 from lifecycle.files import buildpack as buildpack_file
@@ -145,20 +146,6 @@ def _with_system(order: list[list[Element]], inputs: DetectInputs, logger: Any) 
             logger.debug(f"Appending {len(after)} system buildpack(s) to group")
         merged.append([*before, *group, *after])
     return merged
-
-
-def verify_buildpack_api(name: str, api: str) -> None:
-    """Exit 12 when a buildpack's API is unparsable or unsupported."""
-    from lifecycle.api import BUILDPACK_APIS
-
-    try:
-        version = ApiVersion.parse(api)
-    except ValueError:
-        raise LifecycleError(f"failed to parse buildpack API '{api}' for buildpack '{name}'",
-                             ExitCode.BUILDPACK_API) from None
-    if version not in BUILDPACK_APIS:
-        raise LifecycleError(f"failed to set API for buildpack '{name}': buildpack API version '{api}' "
-                             "is incompatible with the lifecycle", ExitCode.BUILDPACK_API)
 
 
 class _Detector:
@@ -466,3 +453,16 @@ def detect(inputs: DetectInputs, logger: Any) -> DetectResult:
     detector.flush(failed=False)
     group = Group(group=[GroupEntry(id=e.id, version=e.version, api=e.api, homepage=e.homepage) for e in found])
     return DetectResult(group=group, plan=Plan(entries=entries))
+
+
+def write_detected(result: DetectResult, group: Path, plan: Path) -> None:
+    """``group.toml`` and ``plan.toml`` (exit 22 when they cannot be written)."""
+    from lifecycle.files import group as group_file
+    from lifecycle.files import plan as plan_file
+
+    try:
+        group_file.write(group, result.group)
+        plan_file.write(plan, result.plan)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise LifecycleError(f"failed to detect: {exc.strerror or exc}{where}", ExitCode.DETECT_OTHER) from None

@@ -9,8 +9,9 @@
    config and labels, as a :class:`~lifecycle.image.draft.Draft`.
 4. **Save** (:func:`lifecycle.phases.save.save_image`): the store writes it under the output name
    and each tag; for layouts ``index.json`` is replaced last, atomically, so a failed or killed
-   export leaves the target layout as it was. For the Docker daemon, the layers whose layer chain
-   the daemon lacks get their bytes first (:mod:`lifecycle.phases.daemon_export`).
+   export leaves the target layout as it was. Layers the store's staging says it lacks (the Docker
+   daemon's, whose layer chain it does not hold) get their bytes first
+   (:mod:`lifecycle.phases.daemon_export`).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from lifecycle.image.store import ImageStore, Saved, Staging, StoredImage
 from lifecycle.launch.table import write_table
 from lifecycle.layers.blob import build_layer, diff_id_of
 from lifecycle.phases import export_config as cfg
-from lifecycle.phases.daemon_export import Layer as DaemonLayer
-from lifecycle.phases.daemon_export import fill, known_chains, needing_bytes, update_launch_cache
+from lifecycle.phases.daemon_export import Layer as ImageLayer
+from lifecycle.phases.daemon_export import fill, update_launch_cache
 from lifecycle.phases.export_plan import ExportPlan, LayerPlan, PlanInputs, Slot, fail, plan_export, read_metadata
 from lifecycle.phases.save import ExportResult, save_image
 from lifecycle.phases.sbom_referrer import attach_launch_sbom
@@ -108,17 +109,17 @@ def _export(inputs: ExportInputs, store: ImageStore, logger: Any) -> ExportResul
         built = build_layers(plan.layers, staging, previous, prev_by_diff, inputs.workers, logger)
         # 3. assemble
         draft = assemble(inputs, plan, run_image, built, logger)
-        # 4. save (the daemon first gets the bytes of the layers whose chain it lacks)
-        daemon_layers = _daemon_layers(run_image, built) if store.kind == "daemon" else []
-        if daemon_layers:
-            _daemon_bytes(inputs, store, staging, daemon_layers, run_image, previous, logger)
+        # 4. save (first the bytes of the layers the store lacks: the daemon's, whose chain it lacks)
+        layers = _image_layers(run_image, built)
+        lacking = staging.lacking(layers, [run_image, previous])
+        if lacking:
+            _fill(inputs, store, staging, lacking, previous, logger)
         result = save_image(store, staging, draft, [inputs.output_image, *inputs.tags], logger)
         if inputs.sbom_referrer:
             attach_launch_sbom(store, staging, Saved(result.digest, result.manifest_size, result.paths),
                                inputs.layers, logger)
-        if daemon_layers and inputs.launch_cache is not None:
-            update_launch_cache(inputs.launch_cache, daemon_layers[len(run_image.diff_ids):], staging.layout,
-                                logger)
+        if inputs.launch_cache is not None:  # daemon mode only (platform.resolve)
+            update_launch_cache(inputs.launch_cache, layers[len(run_image.diff_ids):], staging.layout, logger)
     result.reused = [b.plan.key for b in _log_order(built) if b.reused]
     result.added = [b.plan.key for b in _log_order(built) if not b.reused]
     return result
@@ -147,19 +148,18 @@ def _descriptors_by_diff(image: StoredImage | None) -> dict[str, m.Descriptor]:
     return dict(zip(image.diff_ids, layer_descriptors(image), strict=True))
 
 
-def _daemon_layers(run_image: StoredImage, built: list[Built]) -> list[DaemonLayer]:
-    """Every layer of the app image, in order, as the daemon export sees it."""
-    run = [DaemonLayer(diff, desc.digest, "run image layer")
+def _image_layers(run_image: StoredImage, built: list[Built]) -> list[ImageLayer]:
+    """Every layer of the app image, in order, with where its bytes can be rebuilt from."""
+    run = [ImageLayer(diff, desc.digest, "run image layer")
            for diff, desc in zip(run_image.diff_ids, layer_descriptors(run_image), strict=True)]
-    return run + [DaemonLayer(b.part.diff_id, b.part.descriptor.digest, b.plan.key, b.plan.entries) for b in built]
+    return run + [ImageLayer(b.part.diff_id, b.part.descriptor.digest, b.plan.key, b.plan.entries) for b in built]
 
 
-def _daemon_bytes(inputs: ExportInputs, store: ImageStore, staging: Staging, layers: list[DaemonLayer],
-                  run_image: StoredImage, previous: StoredImage | None, logger: Any) -> None:
-    """Put into the staging layout the bytes of every layer whose chain the daemon lacks: from the
-    launch cache, the previous image, or the layers directory (``daemon_export``)."""
-    needed = needing_bytes(layers, staging.layout, known_chains([run_image, previous]))
-    for item in fill(staging.layout, needed, launch_cache=inputs.launch_cache, store=store, previous=previous,
+def _fill(inputs: ExportInputs, store: ImageStore, staging: Staging, lacking: list[ImageLayer],
+          previous: StoredImage | None, logger: Any) -> None:
+    """Put into the staging layout the bytes of every layer the store lacks: from the launch cache,
+    the previous image, or the layers directory (``daemon_export``)."""
+    for item in fill(staging.layout, lacking, launch_cache=inputs.launch_cache, store=store, previous=previous,
                      scratch_parent=inputs.layers):
         logger.debug(f"Layer '{item.key}' ({item.diff_id}) is new to the daemon below reused layers: its bytes "
                      f"come from the {item.source}")

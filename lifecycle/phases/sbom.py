@@ -6,30 +6,19 @@ anything, and a missing (sparse) or bad layer is only a warning."""
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from lifecycle.archive import ArchiveError, HashingReader, extract_layer, remove_tree
 from lifecycle.errors import ImageError
-from lifecycle.image import model as m
-from lifecycle.image.layout import Layout
 from lifecycle.image.store import ImageStore, StoredImage
 
 LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
 
 
-class _Unavailable(Exception):
-    """The SBOM layer's bytes are not there (a warning, not a failure)."""
-
-
-def restore_previous_sbom(image: StoredImage, layers: Path, logger: Any, store: ImageStore | None = None) -> bool:
+def restore_previous_sbom(image: StoredImage, layers: Path, logger: Any, store: ImageStore) -> bool:
     """Extract the previous image's SBOM layer into ``<layers>/sbom/launch``; True when restored."""
     try:
         label = json.loads(image.config.labels.get(LIFECYCLE_LABEL) or "{}")
@@ -46,16 +35,13 @@ def restore_previous_sbom(image: StoredImage, layers: Path, logger: Any, store: 
     target = layers / "sbom" / "launch"
     staging = layers / "sbom" / f".launch-restore-{os.getpid()}"
     try:
-        with _layer_stream(image, sha, store, layers) as stream:
+        with store.open_layer(image, sha, layers) as stream:
             logger.info("Restoring data for SBOM from previous image")
             reader = HashingReader(stream)
             extract_layer(reader, staging, f"{prev_layers.rstrip('/')}/sbom/launch")
             reader.drain()
         if reader.digest != sha:
             raise ArchiveError(f"layer has diffID {reader.digest}, want {sha}")
-    except _Unavailable as exc:
-        logger.warning(f"Not restoring SBOM from previous image: {exc}")
-        return False
     except (ArchiveError, ImageError, OSError, EOFError) as exc:
         remove_tree(staging)
         logger.warning(f"Not restoring SBOM from previous image: {exc}")
@@ -64,55 +50,6 @@ def restore_previous_sbom(image: StoredImage, layers: Path, logger: Any, store: 
         remove_tree(target)
     os.replace(staging, target)
     return True
-
-
-@contextlib.contextmanager
-def _layer_stream(image: StoredImage, diff_id: str, store: ImageStore | None, layers: Path
-                  ) -> Iterator[IO[bytes]]:
-    """The uncompressed tar of layer ``diff_id`` of ``image``, wherever the image lives."""
-    layout = getattr(image, "layout", None)
-    if isinstance(layout, Layout) and image.manifest is not None:
-        desc = image.manifest.layers[image.diff_ids.index(diff_id)]
-        if not layout.has_blob(desc.digest):
-            raise _Unavailable(f"its layer {desc.digest} is not in the layout")
-        with layout.open_blob(desc) as raw:
-            yield _gunzipped(raw, desc)
-        return
-    kind = getattr(store, "kind", "")
-    if kind == "registry" and image.manifest is not None:
-        from lifecycle.image.daemon_layers import IterReader
-        from lifecycle.image.registry import RegistryImage, RegistryStore
-
-        assert isinstance(store, RegistryStore) and isinstance(image, RegistryImage)
-        desc = image.manifest.layers[image.diff_ids.index(diff_id)]
-        chunks = store.client(image.ref.registry).stream_blob(image.ref.repository, desc.digest)
-        with contextlib.closing(chunks):  # type: ignore[type-var]
-            yield _gunzipped(IterReader(chunks), desc)
-        return
-    if kind == "daemon":
-        from lifecycle.image.daemon import DaemonStore
-        from lifecycle.image.daemon_layers import save_layers
-
-        assert isinstance(store, DaemonStore)
-        scratch = Path(tempfile.mkdtemp(prefix=".sbom-", dir=layers))
-        try:
-            found = save_layers(store, image.identifier, {diff_id}, scratch)
-            if diff_id not in found:
-                raise _Unavailable(f"the Docker daemon did not hand out layer {diff_id}")
-            with open(found[diff_id], "rb") as tar:
-                yield tar
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        return
-    raise _Unavailable("its layers cannot be read here")
-
-
-def _gunzipped(raw: IO[bytes], desc: m.Descriptor) -> IO[bytes]:
-    return gzip.GzipFile(fileobj=raw) if _gzipped(desc) else raw  # type: ignore[return-value]
-
-
-def _gzipped(desc: m.Descriptor) -> bool:
-    return desc.mediaType.endswith("gzip") or desc.mediaType == ""
 
 
 def _env(image: StoredImage, key: str) -> str:
