@@ -322,9 +322,11 @@ def test_sbom_referrers_are_reproducible(run: Run, build: Build) -> None:
     index = (layout / "index.json").read_bytes()
     shutil.rmtree(layout)
     build.analyze(run)
-    build.export(run, "-sbom-referrer", "my-app")
+    build.export(run, "-sbom-referrer", "my-app", "my-app:v2")
     assert referrers("--oci-layout", f"{layout}:latest") == one
     assert (layout / "index.json").read_bytes() == index
+    # The extra tag's layout gets them too.
+    assert referrers("--oci-layout", f"{build.image_dir(tag='v2')}:v2") == one
 
 
 def test_sbom_referrers_in_the_registry_with_the_creator(run: Run, registry: Registry, tmp_path: Path) -> None:
