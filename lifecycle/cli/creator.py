@@ -12,8 +12,8 @@ from lifecycle.priv import Privileges
 
 FLAGS = ("app", "buildpacks", "build-config", "cache-dir", "cache-image", "daemon", "gid", "launch-cache",
          "launcher", "layers", "oci", "oci-dir", "order", "parallel", "platform", "previous-image",
-         "process-type", "project-metadata", "report", "run", "run-image", "skip-restore", "system", "tag", "uid",
-         "insecure-registry")
+         "process-type", "project-metadata", "report", "run", "run-image", "sbom-referrer", "skip-restore", "system",
+         "tag", "uid", "insecure-registry")
 ARGS = (1, 1)
 USAGE_ARGS = "<image>"
 # What root does before the drop to the CNB user (spec/trust-model.md).
@@ -33,6 +33,7 @@ def run(ctx: Context) -> None:
 
     s, log = ctx.settings, ctx.logger
     image = ctx.args[0]
+    resolve.sbom_referrer(s)  # refused with -daemon before anything is built
     store = resolve.image_store(s, ctx.keychain)
 
     log.info("===> ANALYZING")

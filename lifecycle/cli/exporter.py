@@ -11,7 +11,7 @@ from lifecycle.priv import Privileges
 
 FLAGS = ("analyzed", "app", "cache-dir", "cache-image", "daemon", "gid", "group", "launch-cache", "launcher",
          "layers", "oci", "oci-dir", "parallel", "process-type", "project-metadata", "report", "run",
-         "run-image", "uid", "insecure-registry")
+         "run-image", "sbom-referrer", "uid", "insecure-registry")
 ARGS = (1, None)
 USAGE_ARGS = "<image> [<tag>...]"
 # What root does before the drop to the CNB user (spec/trust-model.md).

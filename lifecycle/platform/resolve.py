@@ -270,7 +270,16 @@ def export_inputs(settings: Settings, api: str, store: ImageStore, logger: Any, 
         process_type=str(s["process-type"] or ""), project_metadata=Path(s["project-metadata"]),
         run=Path(s["run"]), uid=int(s["uid"]), gid=int(s["gid"]), platform_api=api,
         exec_env=str(s["exec-env"] or ""), created=created_time(s, logger),
-        launch_cache=Path(s["launch-cache"]) if s["launch-cache"] and s["daemon"] else None)
+        launch_cache=Path(s["launch-cache"]) if s["launch-cache"] and s["daemon"] else None,
+        sbom_referrer=sbom_referrer(s))
+
+
+def sbom_referrer(settings: Settings) -> bool:
+    """``-sbom-referrer``; with ``-daemon`` an input error (a Docker daemon keeps no referrers)."""
+    wanted = bool(settings["sbom-referrer"])
+    if wanted and settings["daemon"]:
+        raise InputError("-sbom-referrer needs -oci or a registry: a Docker daemon keeps no OCI referrers")
+    return wanted
 
 
 def export_cache(settings: Settings, logger: Any, keychain: Keychain | None = None, *,
