@@ -81,3 +81,13 @@ def analyze(inputs: AnalyzeInputs, store: ImageStore, logger: Any) -> Analyzed:
 
         restore_previous_sbom(previous, inputs.layers, logger, store)
     return Analyzed(image=prev_table, metadata=metadata, run_image=run_table)
+
+
+def write_analyzed(path: Path, result: Analyzed) -> None:
+    """``analyzed.toml`` (exit 30 when it cannot be written)."""
+    from lifecycle.files import analyzed as analyzed_file
+
+    try:
+        analyzed_file.write(path, result)
+    except OSError as exc:
+        raise LifecycleError(f"failed to write analyzed: {exc.strerror or exc}: {path}", ExitCode.ANALYZE) from None
