@@ -34,7 +34,7 @@ from lifecycle.files.group import Group, GroupEntry
 from lifecycle.files.order import OrderGroup
 from lifecycle.files.plan import DetectPlan, Plan, PlanEntry, PlanSections, Provider, Require
 from lifecycle.phases._buildenv import BuildEnv
-from lifecycle.phases._targets import run_target
+from lifecycle.phases._targets import RunTarget, run_target
 
 CODE_PASS = 0
 CODE_FAIL = 100
@@ -148,25 +148,18 @@ def _with_system(order: list[list[Element]], inputs: DetectInputs, logger: Any) 
     return merged
 
 
-class _Detector:
-    def __init__(self, inputs: DetectInputs, logger: Any) -> None:
-        self.inputs = inputs
-        self.logger = logger
-        self.runs: dict[str, DetectRun] = {}
-        self.entries: list[tuple[str, str]] = []  # resolver log lines, emitted at the end
-        self.descriptors: dict[str, BuildpackToml] = {}
-        analyzed = analyzed_file.read(inputs.analyzed_path)
-        if analyzed is None:
-            logger.warning(f'No analyzed metadata found at path "{inputs.analyzed_path}"')
-        self.target, from_host = run_target(analyzed)
-        if from_host:
-            logger.info("target distro name/version labels not found, reading /etc/os-release file")
+class _HeldLog:
+    """The resolver's log lines, held back until detection ends (upstream's memory handler): then
+    all of them at info level when no group passed, else the info ones at info, the rest at debug."""
 
-    # -- logging held back until the end (upstream's memory handler) --------------------------
-    def _debug(self, msg: str) -> None:
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+        self.entries: list[tuple[str, str]] = []
+
+    def debug(self, msg: str) -> None:
         self.entries.append(("debug", msg))
 
-    def _info(self, msg: str) -> None:
+    def info(self, msg: str) -> None:
         self.entries.append(("info", msg))
 
     def flush(self, failed: bool) -> None:
@@ -176,22 +169,17 @@ class _Detector:
             else:
                 self.logger.debug(msg)
 
-    # -- buildpacks ---------------------------------------------------------------------------
-    def lookup(self, el: Element) -> BuildpackToml:
-        if el.key not in self.descriptors:
-            self.descriptors[el.key] = buildpack_file.lookup(self.inputs.buildpacks_dir, el.id, el.version)
-        return self.descriptors[el.key]
 
-    def verify(self, order: list[list[Element]]) -> None:
-        for group in order:
-            for el in group:
-                try:
-                    descriptor = self.lookup(el)
-                except LifecycleError as exc:
-                    raise LifecycleError(f"failed to initialize detector: {exc.message}") from None
-                verify_buildpack_api(str(el), descriptor.api)
+class _DetectExec:
+    """Runs one buildpack's ``bin/detect``: the environment it gets by Buildpack API, its plan
+    file, the process and its output."""
 
-    def run_detect(self, el: Element, descriptor: BuildpackToml) -> DetectRun:
+    def __init__(self, inputs: DetectInputs, target: RunTarget) -> None:
+        self.inputs = inputs
+        self.target = target
+
+    def run(self, el: Element, descriptor: BuildpackToml) -> DetectRun:
+        """Run ``bin/detect`` of ``descriptor`` and read the plan it wrote."""
         api = ApiVersion.parse(descriptor.api)
         plan_dir = Path(tempfile.mkdtemp(prefix="plan."))
         try:
@@ -238,7 +226,138 @@ class _Detector:
             return DetectRun(code=-1, output=output, err=f"signal: {-proc.returncode}")
         return DetectRun(code=proc.returncode, output=output)
 
-    # -- the order walk (upstream detectOrder / detectGroup) ----------------------------------
+
+class _Resolver:
+    """Upstream's ``DefaultDetectResolver``: a group's detect runs -> the buildpacks that
+    participate and the build plan (``[[or]]`` alternatives tried in order, optional buildpacks
+    dropped when they break it)."""
+
+    def __init__(self, log: _HeldLog) -> None:
+        self.log = log
+
+    def resolve(self, done: list[Element], by_key: Mapping[str, DetectRun]
+                ) -> tuple[list[Element], list[PlanEntry]]:
+        """The participating buildpacks of ``done`` and the build plan, from their detect runs;
+        :class:`_NoGroup` when the group does not pass."""
+        runs: list[DetectRun] = []
+        for el in done:
+            run = by_key.get(el.key)
+            if run is None:
+                raise LifecycleError(f"failed to detect: missing detection of '{el.key}'", ExitCode.DETECT_OTHER)
+            log = self.log.debug if run.code in (CODE_PASS, CODE_FAIL) else self.log.info
+            if run.output:
+                log(f"======== Output: {el} ========")
+                log(run.output.removesuffix("\n"))
+            if run.err:
+                log(f"======== Error: {el} ========")
+                log(run.err)
+            runs.append(run)
+        self.log.debug("======== Results ========")
+        results: list[tuple[Element, DetectRun]] = []
+        detected, any_detected, buildpack_error = True, False, False
+        for el, run in zip(done, runs, strict=True):
+            if run.code == CODE_PASS:
+                self.log.debug(f"pass: {el}")
+                results.append((el, run))
+                any_detected = True
+            elif run.code == CODE_FAIL:
+                self.log.debug(f"{'skip' if el.optional else 'fail'}: {el}")
+                detected = detected and el.optional
+            else:
+                self.log.info(f"err:  {el}" if run.code == -1 else f"err:  {el} ({run.code})")
+                buildpack_error = True
+                detected = detected and el.optional
+        if not detected:
+            raise _NoGroup(buildpack_error)
+        if not any_detected:
+            self.log.debug("fail: no viable buildpacks in group")
+            raise _NoGroup(False)
+
+        counter = [0]
+
+        def attempt(trial: list[Option]) -> tuple[dict[str, _Dep], list[Option]]:
+            counter[0] += 1
+            return self.run_trial(counter[0], trial)
+
+        deps, trial = _run_trials(results, [], attempt)
+        if len(done) != len(trial):
+            self.log.info(f"{len(trial)} of {len(done)} buildpacks participating")
+        width = max(len(el.id) for el, _ in trial)
+        for el, _ in trial:
+            self.log.info(f"{el.id:<{width}} {el.version}")
+        found = [replace(el, optional=False) for el, _ in trial]
+        plan = [PlanEntry(providers=[Provider(id=p.id, version=p.version) for p in dep.providers],
+                          requires=dep.requires) for dep in deps.values()]
+        return found, plan
+
+    def run_trial(self, i: int, trial: list[Option]) -> tuple[dict[str, _Dep], list[Option]]:
+        self.log.debug(f"Resolving plan... (try #{i})")
+        while True:
+            retry = False
+            deps = _dep_map(trial)
+            for name, dep in deps.items():
+                for el in dep.early_requires:
+                    retry = True
+                    if not el.optional:
+                        self.log.debug(f"fail: {el} requires {name}")
+                        raise _NoGroup(False)
+                    self.log.debug(f"skip: {el} requires {name}")
+                    trial = [o for o in trial if o[0] != el]
+            for name, dep in deps.items():
+                for el in dep.extra_provides:
+                    retry = True
+                    if not el.optional:
+                        self.log.debug(f"fail: {el} provides unused {name}")
+                        raise _NoGroup(False)
+                    self.log.debug(f"skip: {el} provides unused {name}")
+                    trial = [o for o in trial if o[0] != el]
+            if not retry:
+                break
+        if not trial:
+            self.log.debug("fail: no viable buildpacks in group")
+            raise _NoGroup(False)
+        return deps, trial
+
+
+
+class _Detector:
+    """The order walk (upstream's ``detectOrder``/``detectGroup``): groups in order, composite
+    buildpacks expanded in place, each buildpack run at most once; a candidate group goes to the
+    resolver."""
+
+    def __init__(self, inputs: DetectInputs, logger: Any) -> None:
+        self.inputs = inputs
+        self.logger = logger
+        self.runs: dict[str, DetectRun] = {}
+        self.descriptors: dict[str, BuildpackToml] = {}
+        analyzed = analyzed_file.read(inputs.analyzed_path)
+        if analyzed is None:
+            logger.warning(f'No analyzed metadata found at path "{inputs.analyzed_path}"')
+        self.target, from_host = run_target(analyzed)
+        if from_host:
+            logger.info("target distro name/version labels not found, reading /etc/os-release file")
+        self.held = _HeldLog(logger)
+        self.executor = _DetectExec(inputs, self.target)
+        self.resolver = _Resolver(self.held)
+
+    def flush(self, failed: bool) -> None:
+        """Emit the resolver's held-back log lines."""
+        self.held.flush(failed)
+
+    def lookup(self, el: Element) -> BuildpackToml:
+        if el.key not in self.descriptors:
+            self.descriptors[el.key] = buildpack_file.lookup(self.inputs.buildpacks_dir, el.id, el.version)
+        return self.descriptors[el.key]
+
+    def verify(self, order: list[list[Element]]) -> None:
+        for group in order:
+            for el in group:
+                try:
+                    descriptor = self.lookup(el)
+                except LifecycleError as exc:
+                    raise LifecycleError(f"failed to initialize detector: {exc.message}") from None
+                verify_buildpack_api(str(el), descriptor.api)
+
     def detect_order(self, order: list[list[Element]], done: list[Element], rest: list[Element],
                      optional: bool) -> tuple[list[Element], list[PlanEntry]]:
         buildpack_error = False
@@ -276,7 +395,7 @@ class _Detector:
             done.append(el_done)
             pending.append((el_done, descriptor))
         self.run_pending(pending)
-        return self.resolve(done)
+        return self.resolver.resolve(done, self.runs)
 
     def target_matches(self, descriptor: BuildpackToml) -> bool:
         targets = descriptor.target_list()
@@ -306,90 +425,9 @@ class _Detector:
         if not todo:
             return
         with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
-            results = list(pool.map(lambda item: self.run_detect(*item), todo))
+            results = list(pool.map(lambda item: self.executor.run(*item), todo))
         for (el, _), run in zip(todo, results, strict=True):
             self.runs[el.key] = run
-
-    # -- resolution (upstream DefaultDetectResolver) ------------------------------------------
-    def resolve(self, done: list[Element]) -> tuple[list[Element], list[PlanEntry]]:
-        runs: list[DetectRun] = []
-        for el in done:
-            run = self.runs.get(el.key)
-            if run is None:
-                raise LifecycleError(f"failed to detect: missing detection of '{el.key}'", ExitCode.DETECT_OTHER)
-            log = self._debug if run.code in (CODE_PASS, CODE_FAIL) else self._info
-            if run.output:
-                log(f"======== Output: {el} ========")
-                log(run.output.removesuffix("\n"))
-            if run.err:
-                log(f"======== Error: {el} ========")
-                log(run.err)
-            runs.append(run)
-        self._debug("======== Results ========")
-        results: list[tuple[Element, DetectRun]] = []
-        detected, any_detected, buildpack_error = True, False, False
-        for el, run in zip(done, runs, strict=True):
-            if run.code == CODE_PASS:
-                self._debug(f"pass: {el}")
-                results.append((el, run))
-                any_detected = True
-            elif run.code == CODE_FAIL:
-                self._debug(f"{'skip' if el.optional else 'fail'}: {el}")
-                detected = detected and el.optional
-            else:
-                self._info(f"err:  {el}" if run.code == -1 else f"err:  {el} ({run.code})")
-                buildpack_error = True
-                detected = detected and el.optional
-        if not detected:
-            raise _NoGroup(buildpack_error)
-        if not any_detected:
-            self._debug("fail: no viable buildpacks in group")
-            raise _NoGroup(False)
-
-        counter = [0]
-
-        def attempt(trial: list[Option]) -> tuple[dict[str, _Dep], list[Option]]:
-            counter[0] += 1
-            return self.run_trial(counter[0], trial)
-
-        deps, trial = _run_trials(results, [], attempt)
-        if len(done) != len(trial):
-            self._info(f"{len(trial)} of {len(done)} buildpacks participating")
-        width = max(len(el.id) for el, _ in trial)
-        for el, _ in trial:
-            self._info(f"{el.id:<{width}} {el.version}")
-        found = [replace(el, optional=False) for el, _ in trial]
-        plan = [PlanEntry(providers=[Provider(id=p.id, version=p.version) for p in dep.providers],
-                          requires=dep.requires) for dep in deps.values()]
-        return found, plan
-
-    def run_trial(self, i: int, trial: list[Option]) -> tuple[dict[str, _Dep], list[Option]]:
-        self._debug(f"Resolving plan... (try #{i})")
-        while True:
-            retry = False
-            deps = _dep_map(trial)
-            for name, dep in deps.items():
-                for el in dep.early_requires:
-                    retry = True
-                    if not el.optional:
-                        self._debug(f"fail: {el} requires {name}")
-                        raise _NoGroup(False)
-                    self._debug(f"skip: {el} requires {name}")
-                    trial = [o for o in trial if o[0] != el]
-            for name, dep in deps.items():
-                for el in dep.extra_provides:
-                    retry = True
-                    if not el.optional:
-                        self._debug(f"fail: {el} provides unused {name}")
-                        raise _NoGroup(False)
-                    self._debug(f"skip: {el} provides unused {name}")
-                    trial = [o for o in trial if o[0] != el]
-            if not retry:
-                break
-        if not trial:
-            self._debug("fail: no viable buildpacks in group")
-            raise _NoGroup(False)
-        return deps, trial
 
 
 def _options(el: Element, run: DetectRun) -> list[Option]:
