@@ -62,3 +62,60 @@ def test_the_check_finds_each_form() -> None:
     assert store_kind_checks(source) == ["2: isinstance(store, (LayoutStore, int))",
                                          "3: isinstance(store, image.DaemonStore)",
                                          "4: getattr(store, 'kind', '')", "5: self.store.kind"]
+
+
+PHASES = {"analyzer", "detector", "restorer", "builder", "exporter", "rebaser"}
+# Parts of one phase that others must not borrow: cache export is the exporter's second job.
+PHASE_PARTS = PHASES | {"cache_export", "export_phase"}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every ``lifecycle.*`` module ``path`` imports (at module level or inside functions)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("lifecycle.")}
+
+
+def test_phases_do_not_import_each_other() -> None:
+    """A phase shares code with another through a lower module (``lifecycle.buildpack``,
+    ``phases/save.py``...), never by importing that phase."""
+    found = [f"phases/{name}.py imports {module}"
+             for name in sorted(PHASES)
+             for module in sorted(_imported_modules(PACKAGE / "phases" / f"{name}.py"))
+             if module.startswith("lifecycle.phases.") and module.split(".")[2] in PHASE_PARTS - {name}]
+    assert found == []
+
+
+def test_commands_do_not_call_other_commands() -> None:
+    """The creator composes platform inputs and phases, as every command does; no command module
+    imports another (``cli/main.py`` lists them, ``cli/_*.py`` are the template)."""
+    commands = {p.stem for p in (PACKAGE / "cli").glob("*.py") if not p.stem.startswith("_")} - {"main"}
+    found = [f"cli/{name}.py imports {module}"
+             for name in sorted(commands)
+             for module in sorted(_imported_modules(PACKAGE / "cli" / f"{name}.py"))
+             if module.startswith("lifecycle.cli.") and module.split(".")[2] in commands - {name}]
+    found += [f"cli/{name}.py imports lifecycle.cli.{{...}}" for name in sorted(commands)
+              for node in ast.walk(ast.parse((PACKAGE / "cli" / f"{name}.py").read_text()))
+              if isinstance(node, ast.ImportFrom) and node.module == "lifecycle.cli"
+              and {a.name for a in node.names} & commands]
+    assert found == []
+
+
+def test_long_classes_say_why() -> None:
+    """A class over 200 lines says why it is not split ("Over 200 lines ..." in its docstring or a
+    comment at its top); the others are split by what each part knows."""
+    found: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text()
+        lines = source.splitlines()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno and node.end_lineno - node.lineno + 1 > 200:
+                head = "\n".join(lines[node.lineno - 1:node.lineno + 15])
+                if "Over 200 lines" not in head:
+                    found.append(f"{path.relative_to(PACKAGE.parent)}: {node.name}")
+    assert found == []

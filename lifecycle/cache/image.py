@@ -43,6 +43,7 @@ from lifecycle.errors import ImageError, LifecycleError
 from lifecycle.image import model as m
 from lifecycle.image.draft import Draft, Part
 from lifecycle.image.layout import PIN_PREFIX, STALE_AFTER, BlobWriter, Image, Layout, host_platform
+from lifecycle.image.resolver import check_output
 from lifecycle.image.store import LayoutStore
 
 CHUNK = 1 << 20
@@ -133,6 +134,10 @@ class CacheImageLabel:
 class ImageCache(CacheImageLabel):
     """A cache image in a layout (see the module doc)."""
 
+    # Over 200 lines on purpose: the Cache protocol's verbs plus the pins that tie what is staged
+    # to the commit's one critical section (put back, tag, prune); split, the pin rules would be
+    # spread over classes that must agree on them.
+
     def __init__(self, store: LayoutStore, reference: str, logger: Any) -> None:
         self.reference = reference
         self.logger = logger
@@ -143,6 +148,10 @@ class ImageCache(CacheImageLabel):
         if location.digest:
             raise CacheError(f"failed to create image cache: cache image '{reference}' must be a tag, "
                              "not a digest")
+        try:
+            check_output(reference, oci=True, oci_dir=str(store.resolver.root))
+        except LifecycleError as exc:
+            raise CacheError(f"failed to create image cache: {exc.message}") from None
         self.path = location.path
         self.tag = location.tag or "latest"
         self.layout = Layout(self.path)

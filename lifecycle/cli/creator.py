@@ -5,15 +5,15 @@ Usage: creator [flags] <image>
 
 from __future__ import annotations
 
-from dataclasses import replace
+from pathlib import Path
 
 from lifecycle.cli._command import Context
 from lifecycle.priv import Privileges
 
 FLAGS = ("app", "buildpacks", "build-config", "cache-dir", "cache-image", "daemon", "gid", "launch-cache",
          "launcher", "layers", "oci", "oci-dir", "order", "parallel", "platform", "previous-image",
-         "process-type", "project-metadata", "report", "run", "run-image", "skip-restore", "system", "tag", "uid",
-         "insecure-registry")
+         "process-type", "project-metadata", "report", "run", "run-image", "sbom-referrer", "skip-restore", "system",
+         "tag", "uid", "insecure-registry")
 ARGS = (1, 1)
 USAGE_ARGS = "<image>"
 # What root does before the drop to the CNB user (spec/trust-model.md).
@@ -22,24 +22,38 @@ PRIVILEGES = Privileges(chown=("layers", "cache-dir", "launch-cache"), keychain=
 
 
 def run(ctx: Context) -> None:
-    """Run the five phases in order; the failing phase's exit code is the creator's."""
-    from lifecycle.cli import analyzer, builder, detector, exporter, restorer
-    from lifecycle.platform.flags import FLAGS as ALL_FLAGS
-    from lifecycle.platform.settings import Settings
+    """Run the five phases in order, each from its platform inputs; the failing phase's exit code
+    is the creator's. Each step reads what the one before wrote (analyzed.toml, group.toml,
+    plan.toml, metadata.toml), as separate phase runs do."""
+    from lifecycle.phases.analyzer import analyze, write_analyzed
+    from lifecycle.phases.builder import build_and_record
+    from lifecycle.phases.detector import detect, write_detected
+    from lifecycle.phases.export_phase import export_all, write_own_sboms
+    from lifecycle.phases.restorer import restore_or_fail
+    from lifecycle.platform import resolve
 
-    s = ctx.settings
+    s, log = ctx.settings, ctx.logger
     image = ctx.args[0]
-    given = dict(s.given)
-    # -skip-restore is the creator's name for the restorer's -skip-layers.
-    given["skip-layers"] = bool(s["skip-restore"]) or None
-    inner = replace(ctx, settings=Settings(given, s.environ, s.cwd))
-    # The exporter takes the run image the analyzer pinned in analyzed.toml, as a separate exporter
-    # run after the analyzer does: the same inputs give the same image either way.
-    export_env = {k: v for k, v in s.environ.items() if k not in ALL_FLAGS["run-image"].env}
-    export = replace(ctx, settings=Settings({**given, "run-image": None}, export_env, s.cwd))
-    steps = (("ANALYZING", analyzer, inner, (image,)), ("DETECTING", detector, inner, ()),
-             ("RESTORING", restorer, inner, ()), ("BUILDING", builder, inner, ()),
-             ("EXPORTING", exporter, export, (image, *s["tag"])))
-    for banner, module, phase_ctx, args in steps:
-        ctx.logger.info(f"===> {banner}")
-        module.run(replace(phase_ctx, args=args))
+    resolve.sbom_referrer(s)  # refused with -daemon before anything is built
+    store = resolve.image_store(s, ctx.keychain, ctx.daemon)
+
+    log.info("===> ANALYZING")
+    analyze_inputs = resolve.prepare_analyze(s, image, store, log, ctx.keychain, creator=True)
+    write_analyzed(s["analyzed"], analyze(analyze_inputs, store, log))
+
+    log.info("===> DETECTING")
+    write_detected(detect(resolve.detect_inputs(s, ctx.api), log), Path(s["group"]), Path(s["plan"]))
+
+    log.info("===> RESTORING")
+    restore_inputs = resolve.restore_inputs(s, ctx.api, log, creator=True)
+    restore_or_fail(restore_inputs, resolve.restore_cache(s, log, ctx.keychain), log)
+
+    log.info("===> BUILDING")
+    build_and_record(resolve.build_inputs(s, ctx.api, log), log)
+
+    log.info("===> EXPORTING")
+    export_inputs = resolve.export_inputs(s, str(ctx.api), store, log, output=image, tags=tuple(s["tag"]),
+                                          creator=True)
+    write_own_sboms(export_inputs.layers)
+    cache = resolve.export_cache(s, log, ctx.keychain, creator=True)
+    export_all(export_inputs, store, cache, parallel=bool(s["parallel"]), report=Path(s["report"]), logger=log)

@@ -389,16 +389,18 @@ class Layout:
         return removed
 
     def set_tag(self, desc: m.Descriptor, tag: str) -> None:
-        """Point ``tag`` at ``desc`` in ``index.json``, keeping every other tag's descriptor."""
+        """Point ``tag`` at ``desc`` in ``index.json``, keeping every other entry (tags, referrers)
+        in its place; a tag already there keeps its position, so a rebuild rewrites the same file."""
         with self.locked():
             manifests: list[m.Descriptor] = []
             if (self.path / "index.json").is_file():
                 try:
-                    manifests = [d for d in self.read_index().manifests if d.ref_name != tag]
+                    manifests = self.read_index().manifests
                 except ImageError:
                     manifests = []  # an unreadable index is replaced, not merged
             entry = desc.model_copy(update={"annotations": {**(desc.annotations or {}), m.REF_NAME: tag}})
-            manifests.append(entry)
+            at = next((i for i, d in enumerate(manifests) if d.ref_name == tag), len(manifests))
+            manifests = [*manifests[:at], entry, *(d for d in manifests[at:] if d.ref_name != tag)]
             index = m.Index(schemaVersion=2, mediaType=m.OCI_INDEX, manifests=manifests)
             _atomic_write(self.path / "index.json", json.dumps(index.dump(), indent=2).encode() + b"\n")
             self.sweep_stale()

@@ -2,7 +2,8 @@
 
 Kept apart from :mod:`lifecycle.image.registry` (images and pushing). :class:`RegistryClient` speaks
 to one registry: manifest and blob ``GET``/``HEAD`` with digest checks, blob upload (monolithic
-``POST`` + ``PUT``, or chunked ``PATCH`` for large blobs), cross-repository mount, manifest ``PUT``.
+``POST`` + ``PUT``, or chunked ``PATCH`` for large blobs; either way the body streams from the
+blob's file), cross-repository mount, manifest ``PUT``.
 What is not the API lives in transport layers under it, stacked on the httpx client (redirects
 -> auth -> retries -> HTTP):
 
@@ -404,21 +405,23 @@ class RegistryClient:
 
     def _upload_chunked(self, repository: str, desc: m.Descriptor, opener: Callable[[], IO[bytes]],
                         location: str) -> None:
+        # Each PATCH body streams its window of the file (never more than a read buffer in memory).
         offset = 0
+        while offset < desc.size:
+            length = min(UPLOAD_CHUNK, desc.size - offset)
+            end = offset + length - 1
+            resp = self.request("PATCH", location, scope=_push(repository), content=FileBody(opener, length, offset),
+                                ok=(202,), deadline=self.limits.operation(length),
+                                headers={"Content-Type": "application/octet-stream",
+                                         "Content-Range": f"{offset}-{end}", "Content-Length": str(length)})
+            assert resp is not None
+            resp.close()
+            location = self._location(resp)
+            offset += length
         with opener() as src:
-            while offset < desc.size:
-                data = src.read(UPLOAD_CHUNK)
-                if not data:
-                    raise ImageError(f"blob {desc.digest} is shorter than its descriptor says ({offset} bytes)")
-                end = offset + len(data) - 1
-                resp = self.request("PATCH", location, scope=_push(repository), content=_const(data),
-                                    ok=(202,), deadline=self.limits.operation(len(data)),
-                                    headers={"Content-Type": "application/octet-stream",
-                                             "Content-Range": f"{offset}-{end}", "Content-Length": str(len(data))})
-                assert resp is not None
-                resp.close()
-                location = self._location(resp)
-                offset += len(data)
+            src.seek(desc.size)
+            if src.read(1):
+                raise ImageError(f"blob {desc.digest} is longer than its descriptor's {desc.size} bytes")
         url = httpx.URL(location).copy_merge_params({"digest": desc.digest})
         resp = self.request("PUT", str(url), scope=_push(repository), content=lambda: b"", ok=(201,),
                             headers={"Content-Length": "0"})
@@ -464,10 +467,6 @@ def _check_stream(hasher: Any, digest: str, registry: str, repository: str) -> N
     got = f"{digest.split(':', 1)[0]}:{hasher.hexdigest()}"
     if got != digest:
         raise ImageError(f"blob {digest} from {registry}/{repository} is corrupt: got {got}")
-
-
-def _const(data: bytes) -> Callable[[], bytes]:
-    return lambda: data
 
 
 def _pull(repository: str) -> str:

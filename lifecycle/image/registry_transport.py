@@ -137,24 +137,32 @@ def deadline_of(request: httpx.Request) -> Deadline | None:
 
 class FileBody(httpx.SyncByteStream):
     """A request body read from a file, reopened on every iteration so a retry (or an answered
-    ``401``) can send it again; raises when the file's size differs from ``size``."""
+    ``401``) can send it again; raises when the file's size differs from ``size``. With ``offset``,
+    the body is the ``size`` bytes from there (one chunk of a chunked upload; a file too short for
+    it raises). Never more than :data:`CHUNK` bytes in memory, whatever the size."""
 
-    def __init__(self, opener: Callable[[], IO[bytes]], size: int) -> None:
+    def __init__(self, opener: Callable[[], IO[bytes]], size: int, offset: int | None = None) -> None:
         self.opener = opener
         self.size = size
+        self.offset = offset
 
     def __iter__(self) -> Iterator[bytes]:
         sent = 0
         with self.opener() as src:
+            if self.offset is not None:
+                src.seek(self.offset)
             while True:
-                chunk = src.read(CHUNK)
+                want = CHUNK if self.offset is None else min(CHUNK, self.size - sent)
+                chunk = src.read(want) if want else b""
                 if not chunk:
                     break
                 sent += len(chunk)
                 if sent > self.size:
                     break
                 yield chunk
-        if sent != self.size:
+        if self.offset is not None and sent < self.size:
+            raise ImageError(f"blob is shorter than its descriptor says ({self.offset + sent} bytes)")
+        if self.offset is None and sent != self.size:
             raise ImageError(f"blob has {'more than ' if sent > self.size else ''}{sent} bytes, its descriptor "
                              f"says {self.size}")
 

@@ -7,6 +7,9 @@ diffID never depends on the compressor.
 
 from __future__ import annotations
 
+import hashlib
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +22,8 @@ from lifecycle.layers.tar import Entry, HashingSink, write_tar
 
 GZIP_LEVEL = 2
 GZIP_WBITS = 31  # gzip container, header mtime 0
+_BATCH = 1 << 18  # the compressor's input is cut after the write that fills this (part of the digest)
+_QUEUE_BATCHES = 2  # batches (about 1 MiB each) waiting for the compressor
 
 
 @dataclass(frozen=True)
@@ -30,52 +35,98 @@ class Layer:
     seconds: float = 0.0
 
 
-class _GzipSink:
-    """tar bytes -> diffID hash -> gzip -> blob writer."""
+class _Batches:
+    """A sink that cuts the bytes written to it into batches and hands each to ``consume`` in a
+    thread of its own, so the caller's thread (walking, reading and hashing the tar) and the
+    consumer (compressing, or hashing) use two cores: both release the GIL on large buffers.
 
-    def __init__(self, writer: BlobWriter) -> None:
-        self.writer = writer
-        self.compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, GZIP_WBITS)
+    A batch ends with the write that brings it to ``_BATCH`` bytes or more, and at ``close``: the
+    same cut for the same writes (the compressor's output, so the blob digest, depends on it). The
+    queue between the threads is bounded, so memory stays flat whatever the layer's size.
+    """
+
+    def __init__(self, consume: Callable[[bytes], object], finish: Callable[[], object] = lambda: None) -> None:
+        self._consume = consume
+        self._finish = finish
         self._pending: list[bytes] = []
         self._pending_size = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_BATCHES)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="layer-batches", daemon=True)
+        self._thread.start()
 
     def write(self, data: bytes, /) -> int:
-        # Small tar headers are batched so the compressor sees large buffers (it then releases
-        # the GIL and threads can compress layers in parallel).
+        """Add ``data`` to the current batch; hand the batch over once it is large enough."""
         self._pending.append(data)
         self._pending_size += len(data)
-        if self._pending_size >= 1 << 18:
+        if self._pending_size >= _BATCH:
             self._flush_pending()
         return len(data)
 
     def _flush_pending(self) -> None:
         if self._pending:
-            out = self.compressor.compress(b"".join(self._pending))
-            if out:
-                self.writer.write(out)
+            if self._error is not None:
+                raise self._error
+            self._queue.put(b"".join(self._pending))
             self._pending.clear()
             self._pending_size = 0
 
+    def _run(self) -> None:
+        try:
+            while (batch := self._queue.get()) is not None:
+                self._consume(batch)
+            self._finish()
+        except BaseException as exc:  # handed to the producing thread (close or its next batch)
+            self._error = exc
+            while self._queue.get() is not None:  # keep taking batches so the producer never blocks
+                pass
+
     def close(self) -> None:
-        self._flush_pending()
-        self.writer.write(self.compressor.flush())
+        """Hand over the last batch and wait until everything is consumed; raises what the
+        consumer hit."""
+        try:
+            self._flush_pending()
+        finally:
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _gzip_into(writer: BlobWriter) -> _Batches:
+    """tar bytes -> gzip -> ``writer``, in the batches' thread."""
+    compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, GZIP_WBITS)
+
+    def consume(batch: bytes) -> None:
+        out = compressor.compress(batch)
+        if out:
+            writer.write(out)
+
+    return _Batches(consume, lambda: writer.write(compressor.flush()))
 
 
 def diff_id_of(entries: Iterable[Entry]) -> str:
-    """Only the diffID (sha256 of the tar), nothing written: the cheap reuse check."""
-    sink = HashingSink()
-    write_tar(entries, sink)
-    return sink.digest
+    """Only the diffID (sha256 of the tar), nothing written: the cheap reuse check. The hashing
+    runs beside the walk and the reads."""
+    digest = hashlib.sha256()
+    batches = _Batches(digest.update)
+    try:
+        write_tar(entries, batches)
+    finally:
+        batches.close()
+    return "sha256:" + digest.hexdigest()
 
 
 def build_layer(entries: Iterable[Entry], layout: Layout) -> Layer:
     """Stream ``entries`` into a new gzip blob in ``layout``; an existing identical blob is kept."""
     start = time.monotonic()
     with layout.blob_writer() as writer:
-        gz = _GzipSink(writer)
+        gz = _gzip_into(writer)
         tar = HashingSink(gz)
-        write_tar(entries, tar)
-        gz.close()
+        try:
+            write_tar(entries, tar)
+        finally:
+            gz.close()  # also when the tar failed: the thread ends before the blob is dropped
         desc = writer.commit(m.OCI_LAYER_GZIP)
     return Layer(tar.digest, desc, time.monotonic() - start)
 

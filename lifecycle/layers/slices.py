@@ -7,6 +7,7 @@ slice took goes into the final app layer. Entries are sorted by path, as upstrea
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 import re
@@ -51,17 +52,18 @@ def _tree(app: Path) -> tuple[list[str], dict[str, list[str]]]:
     paths: list[str] = []
     children: dict[str, list[str]] = {}
 
-    def walk(directory: Path, rel: str) -> None:
+    def walk(directory: str, rel: str) -> None:
         kids = children.setdefault(rel, [])
-        for name in sorted(os.listdir(directory), key=os.fsencode):
+        with os.scandir(directory) as listing:  # the entry types come with the names: no stat calls
+            found = sorted((os.fsencode(e.name), e.name, e.is_dir(follow_symlinks=False)) for e in listing)
+        for _key, name, is_dir in found:
             child_rel = f"{rel}/{name}" if rel else name
             paths.append(child_rel)
             kids.append(child_rel)
-            child = directory / name
-            if child.is_dir() and not child.is_symlink():
-                walk(child, child_rel)
+            if is_dir:
+                walk(os.path.join(directory, name), child_rel)
 
-    walk(app, "")
+    walk(os.fspath(app), "")
     return paths, children
 
 
@@ -113,8 +115,9 @@ def _layer_entries(app: Path, image_app: str, rels: Iterable[str], uid: int, gid
     if not named:
         return
     yield from parent_entries(image_app, app)
+    root = os.fspath(app)
     for name, rel in named:
-        entry = path_entry(app / rel if rel else app, name, uid, gid)
+        entry = path_entry(f"{root}/{rel}" if rel else app, name, uid, gid)
         if entry.kind != "skip":
             yield entry
 
@@ -125,22 +128,62 @@ def slice_entries(app: Path, image_app: str, rels: set[str], uid: int, gid: int)
 
 
 def rest_entries(app: Path, image_app: str, taken: set[str], uid: int, gid: int) -> Iterator[Entry]:
-    """The final app layer: the app dir and everything in it no slice took."""
-    paths, _children = _tree(app)
-    return _layer_entries(app, image_app, [rel for rel in ["", *paths] if rel not in taken], uid, gid)
+    """The final app layer: the app dir and everything in it no slice took, in the same order as
+    :func:`_layer_entries` but streamed from the walk (no list of the whole tree is held)."""
+    found = (item for item in _path_order(os.fspath(app), "") if item[0] not in taken)
+    first = ("", os.fspath(app)) if "" not in taken else next(found, None)
+    if first is None:
+        return
+    yield from parent_entries(image_app, app)
+    for rel, path in itertools.chain([first], found):
+        entry = path_entry(path, f"{image_app}/{rel}" if rel else image_app, uid, gid)
+        if entry.kind != "skip":
+            yield entry
+
+
+def _path_order(directory: str, rel: str) -> Iterator[tuple[str, str]]:
+    """(relative path, path) of everything below ``directory``, sorted by the bytes of the whole
+    path: a directory sorts by its name, what is in it as if named ``<name>/...``, so siblings such
+    as ``a.txt`` (``.`` sorts before ``/``) come between directory ``a`` and ``a/b``."""
+    with os.scandir(directory) as listing:  # entry types come with the names: no stat calls
+        found = []
+        for child in listing:
+            key = os.fsencode(child.name)
+            found.append((key, child.name, False))
+            if child.is_dir(follow_symlinks=False):
+                found.append((key + b"/", child.name, True))
+    found.sort()
+    for _key, name, contents in found:
+        child_rel = f"{rel}/{name}" if rel else name
+        path = os.path.join(directory, name)
+        if contents:
+            yield from _path_order(path, child_rel)
+        else:
+            yield child_rel, path
 
 
 def outside_symlinks(app: Path) -> list[tuple[str, str]]:
-    """Symlinks in ``app`` whose target leaves it (relative to the link, or absolute)."""
+    """Symlinks in ``app`` whose target leaves it (relative to the link, or absolute), each
+    directory's in name order before its subdirectories'."""
     root = os.path.normpath(os.path.abspath(app))
     bad: list[tuple[str, str]] = []
-    for directory, dirnames, filenames in os.walk(root):
-        for name in sorted(dirnames + filenames):
-            path = os.path.join(directory, name)
-            if not os.path.islink(path):
+
+    def walk(directory: str) -> None:
+        try:
+            with os.scandir(directory) as listing:  # is_symlink/is_dir from the listing: no stat calls
+                found = sorted(listing, key=lambda e: e.name)
+        except OSError:  # unreadable: the layer's walk reports it
+            return
+        for entry in found:
+            if not entry.is_symlink():
                 continue
-            target = os.readlink(path)
+            target = os.readlink(entry.path)
             resolved = os.path.normpath(target if target.startswith("/") else os.path.join(directory, target))
             if resolved != root and not resolved.startswith(root + "/"):
-                bad.append((path, target))
+                bad.append((entry.path, target))
+        for entry in found:
+            if entry.is_dir(follow_symlinks=False):
+                walk(entry.path)
+
+    walk(root)
     return bad

@@ -39,7 +39,7 @@ class Entry:
     mode: int
     uid: int
     gid: int
-    source: Path | None = None
+    source: str | Path | None = None
     size: int = 0
     linkname: str = ""
 
@@ -80,37 +80,45 @@ def dir_entries(src: Path, image_path: str, uid: int, gid: int, *, include_root:
     if include_root:
         yield path_entry(src, image_path, uid, gid)
 
-    def walk(directory: Path, name: str, rel: str) -> Iterator[Entry]:
+    def walk(directory: str, name: str, rel: str) -> Iterator[Entry]:
+        # scandir's entries cache their lstat: one syscall per name, no Path objects.
         try:
-            children = sorted(os.listdir(directory), key=os.fsencode)
+            with os.scandir(directory) as listing:
+                children = sorted(listing, key=_name_bytes)
         except OSError:
             return
         for child in children:
-            path = directory / child
-            child_rel = f"{rel}/{child}" if rel else child
+            child_rel = f"{rel}/{child.name}" if rel else child.name
             if child_rel in skipped:
                 continue
-            entry = path_entry(path, f"{name}/{child}", uid, gid)
+            entry = _entry(child.path, f"{name}/{child.name}", child.stat(follow_symlinks=False), uid, gid)
             if entry.kind == "skip":
                 continue
             yield entry
             if entry.kind == "dir":
-                yield from walk(path, f"{name}/{child}", child_rel)
+                yield from walk(child.path, f"{name}/{child.name}", child_rel)
 
-    yield from walk(src, image_path.rstrip("/"), "")
+    yield from walk(os.fspath(src), image_path.rstrip("/"), "")
 
 
-def path_entry(path: Path, name: str, uid: int, gid: int) -> Entry:
+def _name_bytes(entry: os.DirEntry[str]) -> bytes:
+    return os.fsencode(entry.name)
+
+
+def path_entry(path: str | Path, name: str, uid: int, gid: int) -> Entry:
     """The entry for ``path`` (not followed when a symlink) named ``name``; kind "skip" for sockets,
     fifos and devices."""
-    st = os.lstat(path)
+    return _entry(path, name, os.lstat(path), uid, gid)
+
+
+def _entry(path: str | Path, name: str, st: os.stat_result, uid: int, gid: int) -> Entry:
     mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISREG(st.st_mode):
+        return Entry(name, "file", mode, uid, gid, source=path, size=st.st_size)
     if stat.S_ISDIR(st.st_mode):
         return Entry(name, "dir", mode, uid, gid)
     if stat.S_ISLNK(st.st_mode):
         return Entry(name, "symlink", mode, uid, gid, linkname=os.readlink(path))
-    if stat.S_ISREG(st.st_mode):
-        return Entry(name, "file", mode, uid, gid, source=path, size=st.st_size)
     return Entry(name, "skip", mode, uid, gid)  # sockets, fifos, devices: not part of layers
 
 
@@ -180,11 +188,34 @@ def _block(name: bytes, mode: int, uid: int, gid: int, size: int, typeflag: byte
     return head[:148] + checksum + head[156:]
 
 
+# The common case (short ASCII names and link targets, small IDs and sizes) needs no PAX, no prefix
+# split and no range checks: its block is formatted in one go, byte-identical to _block's.
+_MAX8, _MAX12 = 8 ** 7, 8 ** 11
+_MTIME_FIELD = _octal(NORMALIZED_MTIME, 12)
+_TAIL = b"ustar\x0000" + b"\0" * 64 + _octal(0, 8) * 2 + b"\0" * (_PREFIX + 12)
+_CONSTANT_SUM = sum(_MTIME_FIELD) + sum(_TAIL) + 8 * ord(" ")  # the checksum field counts as spaces
+
+
+def _plain_block(name: bytes, mode: int, uid: int, gid: int, size: int, typeflag: bytes, linkname: bytes) -> bytes:
+    numbers = b"%07o\0%07o\0%07o\0%011o\0" % (mode, uid, gid, size)
+    checksum = sum(name) + sum(numbers) + typeflag[0] + sum(linkname) + _CONSTANT_SUM
+    return b"".join((name.ljust(_NAME, b"\0"), numbers, _MTIME_FIELD, b"%06o\0 " % checksum, typeflag,
+                     linkname.ljust(_NAME, b"\0"), _TAIL))
+
+
 def _header(entry: Entry) -> bytes:
     name = os.fsencode(entry.name)
     linkname = os.fsencode(entry.linkname) if entry.kind == "symlink" else b""
     size = entry.size if entry.kind == "file" else 0
     typeflag = _TYPES[entry.kind]
+    if (len(name) <= _NAME and len(linkname) <= _NAME and name.isascii() and linkname.isascii()
+            and 0 <= entry.uid < _MAX8 and 0 <= entry.gid < _MAX8 and 0 <= size < _MAX12
+            and 0 <= entry.mode < _MAX8):
+        return _plain_block(name, entry.mode, entry.uid, entry.gid, size, typeflag, linkname)
+    return _general_header(entry, name, linkname, size, typeflag)
+
+
+def _general_header(entry: Entry, name: bytes, linkname: bytes, size: int, typeflag: bytes) -> bytes:
     # Go records every field USTAR cannot hold as-is, then writes USTAR if it still can (a long
     # name split into prefix/name), else PAX with all those records.
     pax: dict[str, bytes] = {}
@@ -214,24 +245,48 @@ def _header(entry: Entry) -> bytes:
     return out + _block(_ascii(name), entry.mode, entry.uid, entry.gid, size, typeflag, _ascii(linkname))
 
 
+_ZEROS = bytes(BLOCK)
+
+
 def write_tar(entries: Iterable[Entry], sink: Sink) -> None:
-    """Stream ``entries`` as a tar into ``sink`` (Go-style end: two zero blocks)."""
+    """Stream ``entries`` as a tar into ``sink`` (Go-style end: two zero blocks).
+
+    The sink sees the same sequence of writes for the same entries (a header, then a file's bytes
+    in chunks of at most ``CHUNK``, then its padding): a compressing sink's output depends on it.
+    """
+    write = sink.write
     for entry in entries:
-        sink.write(_header(entry))
+        write(_header(entry))
         if entry.kind != "file" or entry.source is None:
             continue
         remaining = entry.size
-        with open(entry.source, "rb") as f:
+        fd = os.open(entry.source, os.O_RDONLY)  # raw reads: no buffer object, no isatty probe
+        try:
             while remaining > 0:
-                chunk = f.read(min(CHUNK, remaining))
-                if not chunk:
-                    raise OSError(f"{entry.source} shrank while being archived")
-                sink.write(chunk)
+                chunk = _read_exactly(fd, min(CHUNK, remaining), entry.source)
+                write(chunk)
                 remaining -= len(chunk)
+        finally:
+            os.close(fd)
         pad = (-entry.size) % BLOCK
         if pad:
-            sink.write(b"\0" * pad)
-    sink.write(b"\0" * (2 * BLOCK))
+            write(_ZEROS[:pad])
+    write(_ZEROS * 2)
+
+
+def _read_exactly(fd: int, size: int, source: str | Path) -> bytes:
+    data = os.read(fd, size)
+    if len(data) == size:
+        return data
+    pieces = [data]
+    got = len(data)
+    while got < size:
+        more = os.read(fd, size - got)
+        if not more:
+            raise OSError(f"{source} shrank while being archived")
+        pieces.append(more)
+        got += len(more)
+    return b"".join(pieces)
 
 
 class HashingSink:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
 from lifecycle.files.analyzed import Analyzed, Distro, PreviousImage, RunImage, Target, label_to_toml
+from lifecycle.image.model import loads
 from lifecycle.image.store import ImageStore
 from lifecycle.image.store import StoredImage as Image
 
@@ -46,7 +46,7 @@ def previous_metadata(image: Image) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        label = json.loads(raw)
+        label = loads(raw)
     except ValueError:
         return {}
     return label_to_toml(label) if isinstance(label, dict) else {}
@@ -81,3 +81,13 @@ def analyze(inputs: AnalyzeInputs, store: ImageStore, logger: Any) -> Analyzed:
 
         restore_previous_sbom(previous, inputs.layers, logger, store)
     return Analyzed(image=prev_table, metadata=metadata, run_image=run_table)
+
+
+def write_analyzed(path: Path, result: Analyzed) -> None:
+    """``analyzed.toml`` (exit 30 when it cannot be written)."""
+    from lifecycle.files import analyzed as analyzed_file
+
+    try:
+        analyzed_file.write(path, result)
+    except OSError as exc:
+        raise LifecycleError(f"failed to write analyzed: {exc.strerror or exc}: {path}", ExitCode.ANALYZE) from None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.api import ApiVersion
+from lifecycle.buildpack.api import verify_buildpack_api
 from lifecycle.errors import ExitCode, LifecycleError
 from lifecycle.files import _toml
 from lifecycle.files import buildpack as buildpack_file
@@ -32,7 +33,6 @@ from lifecycle.files.metadata import BuildMetadata, BuildpackRef, Label, Process
 from lifecycle.files.plan import BuildpackPlan, Plan
 from lifecycle.phases._buildenv import BuildEnv
 from lifecycle.phases._targets import run_target
-from lifecycle.phases.detector import verify_buildpack_api
 
 # Files in <layers>/<bp>/ that are not layer metadata.
 NOT_LAYERS = ("launch.toml", "build.toml", "store.toml")
@@ -316,3 +316,16 @@ def build(inputs: BuildInputs, logger: Any) -> BuildMetadata:
     logger.debug("Listing processes")
     return BuildMetadata(buildpacks=refs, labels=labels, processes=processes.sorted(), slices=slices,
                          buildpack_default_process_type=processes.default_type)
+
+
+def build_and_record(inputs: BuildInputs, logger: Any) -> None:
+    """:func:`build`, then ``<layers>/config/metadata.toml``; an I/O failure is exit 51 (e.g. a
+    buildpack left a tree the CNB user may not read, spec/trust-model.md)."""
+    from lifecycle.files import metadata as metadata_file
+
+    try:
+        metadata = build(inputs, logger)
+        metadata_file.write(inputs.layers_dir / "config" / "metadata.toml", metadata)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise LifecycleError(f"failed to build: {exc.strerror or exc}{where}", ExitCode.BUILD_OTHER) from None

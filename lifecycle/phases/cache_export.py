@@ -16,8 +16,9 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from lifecycle.buildpack.layers_dir import GroupMember, layer_names
 from lifecycle.cache import Cache, CacheError, CacheReadError
 from lifecycle.cache.metadata import BuildpackLayers, CacheMetadata, LayerMetadata
 from lifecycle.errors import LifecycleError
@@ -26,34 +27,9 @@ from lifecycle.files.layer import read_layer_toml
 from lifecycle.layers.tar import write_layer_tar
 
 SBOM_CACHE_ID = "buildpacksio/lifecycle:cache.sbom"
-_NOT_LAYERS = {"store", "launch", "build"}
 
 
-class BuildpackRef(Protocol):
-    """What cache export and restore need of a group entry (``GroupEntry`` fits)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def version(self) -> str: ...
-
-
-def layer_names(bp_dir: Path) -> list[str]:
-    """Layers of a buildpack directory: subdirectories and ``<name>.toml`` files (not store,
-    launch, build), sorted, as upstream's ``ReadLayersDir``."""
-    if not bp_dir.is_dir():
-        return []
-    names: set[str] = set()
-    for entry in bp_dir.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            names.add(entry.name)
-        elif entry.name.endswith(".toml") and entry.name[:-5] not in _NOT_LAYERS:
-            names.add(entry.name[:-5])
-    return sorted(names)
-
-
-def export_cache(cache: Cache, layers_dir: Path, group_entries: Sequence[BuildpackRef], uid: int, gid: int,
+def export_cache(cache: Cache, layers_dir: Path, group_entries: Sequence[GroupMember], uid: int, gid: int,
                  logger: Any) -> None:
     """Write the cache; failures are logged as a warning, never raised."""
     started = time.monotonic()
@@ -65,7 +41,7 @@ def export_cache(cache: Cache, layers_dir: Path, group_entries: Sequence[Buildpa
     logger.debug("Cache export finished", seconds=round(time.monotonic() - started, 3))
 
 
-def _export(cache: Cache, layers_dir: Path, group_entries: Sequence[BuildpackRef], uid: int, gid: int,
+def _export(cache: Cache, layers_dir: Path, group_entries: Sequence[GroupMember], uid: int, gid: int,
             logger: Any) -> None:
     if not cache.exists():
         logger.info("Layer cache not found")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import tomllib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from lifecycle.api import ApiVersion
+from lifecycle.buildpack.api import verify_buildpack_api
 from lifecycle.errors import ExitCode, LifecycleError
+from lifecycle.files import _toml
 from lifecycle.files import analyzed as analyzed_file
 from lifecycle.files import buildpack as buildpack_file
 from lifecycle.files import order as order_file
@@ -33,7 +34,7 @@ from lifecycle.files.group import Group, GroupEntry
 from lifecycle.files.order import OrderGroup
 from lifecycle.files.plan import DetectPlan, Plan, PlanEntry, PlanSections, Provider, Require
 from lifecycle.phases._buildenv import BuildEnv
-from lifecycle.phases._targets import run_target
+from lifecycle.phases._targets import RunTarget, run_target
 
 CODE_PASS = 0
 CODE_FAIL = 100
@@ -128,7 +129,8 @@ def _with_system(order: list[list[Element]], inputs: DetectInputs, logger: Any) 
     try:
         system = system_file.read(inputs.system_path)
     except LifecycleError as exc:
-        raise LifecycleError(f"failed to initialize detector: reading system: {exc.message}") from None
+        raise LifecycleError(f"failed to initialize detector: reading system: {exc.message}",
+                             ExitCode.DETECT_OTHER) from None
     if system is None:
         logger.debug(f'No system buildpacks found at path "{inputs.system_path}"')
         return order
@@ -147,39 +149,18 @@ def _with_system(order: list[list[Element]], inputs: DetectInputs, logger: Any) 
     return merged
 
 
-def verify_buildpack_api(name: str, api: str) -> None:
-    """Exit 12 when a buildpack's API is unparsable or unsupported."""
-    from lifecycle.api import BUILDPACK_APIS
+class _HeldLog:
+    """The resolver's log lines, held back until detection ends (upstream's memory handler): then
+    all of them at info level when no group passed, else the info ones at info, the rest at debug."""
 
-    try:
-        version = ApiVersion.parse(api)
-    except ValueError:
-        raise LifecycleError(f"failed to parse buildpack API '{api}' for buildpack '{name}'",
-                             ExitCode.BUILDPACK_API) from None
-    if version not in BUILDPACK_APIS:
-        raise LifecycleError(f"failed to set API for buildpack '{name}': buildpack API version '{api}' "
-                             "is incompatible with the lifecycle", ExitCode.BUILDPACK_API)
-
-
-class _Detector:
-    def __init__(self, inputs: DetectInputs, logger: Any) -> None:
-        self.inputs = inputs
+    def __init__(self, logger: Any) -> None:
         self.logger = logger
-        self.runs: dict[str, DetectRun] = {}
-        self.entries: list[tuple[str, str]] = []  # resolver log lines, emitted at the end
-        self.descriptors: dict[str, BuildpackToml] = {}
-        analyzed = analyzed_file.read(inputs.analyzed_path)
-        if analyzed is None:
-            logger.warning(f'No analyzed metadata found at path "{inputs.analyzed_path}"')
-        self.target, from_host = run_target(analyzed)
-        if from_host:
-            logger.info("target distro name/version labels not found, reading /etc/os-release file")
+        self.entries: list[tuple[str, str]] = []
 
-    # -- logging held back until the end (upstream's memory handler) --------------------------
-    def _debug(self, msg: str) -> None:
+    def debug(self, msg: str) -> None:
         self.entries.append(("debug", msg))
 
-    def _info(self, msg: str) -> None:
+    def info(self, msg: str) -> None:
         self.entries.append(("info", msg))
 
     def flush(self, failed: bool) -> None:
@@ -189,22 +170,17 @@ class _Detector:
             else:
                 self.logger.debug(msg)
 
-    # -- buildpacks ---------------------------------------------------------------------------
-    def lookup(self, el: Element) -> BuildpackToml:
-        if el.key not in self.descriptors:
-            self.descriptors[el.key] = buildpack_file.lookup(self.inputs.buildpacks_dir, el.id, el.version)
-        return self.descriptors[el.key]
 
-    def verify(self, order: list[list[Element]]) -> None:
-        for group in order:
-            for el in group:
-                try:
-                    descriptor = self.lookup(el)
-                except LifecycleError as exc:
-                    raise LifecycleError(f"failed to initialize detector: {exc.message}") from None
-                verify_buildpack_api(str(el), descriptor.api)
+class _DetectExec:
+    """Runs one buildpack's ``bin/detect``: the environment it gets by Buildpack API, its plan
+    file, the process and its output."""
 
-    def run_detect(self, el: Element, descriptor: BuildpackToml) -> DetectRun:
+    def __init__(self, inputs: DetectInputs, target: RunTarget) -> None:
+        self.inputs = inputs
+        self.target = target
+
+    def run(self, el: Element, descriptor: BuildpackToml) -> DetectRun:
+        """Run ``bin/detect`` of ``descriptor`` and read the plan it wrote."""
         api = ApiVersion.parse(descriptor.api)
         plan_dir = Path(tempfile.mkdtemp(prefix="plan."))
         try:
@@ -215,8 +191,8 @@ class _Detector:
             if run.code != CODE_PASS:
                 return run
             try:
-                run.plan = DetectPlan.model_validate(tomllib.loads(plan_path.read_bytes().decode()))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValidationError) as exc:
+                run.plan = DetectPlan.model_validate(_toml.load(plan_path, error=LifecycleError) or {})
+            except (LifecycleError, ValidationError) as exc:
                 return DetectRun(code=-1, output=run.output, err=f"failed to parse build plan: {exc}")
         finally:
             shutil.rmtree(plan_dir, ignore_errors=True)
@@ -230,7 +206,10 @@ class _Detector:
         inputs = self.inputs
         base = inputs.environ
         platform = None if descriptor.buildpack.clear_env else inputs.platform_dir
-        env = BuildEnv(base).with_overrides(platform, inputs.build_config_dir)
+        try:
+            env = BuildEnv(base).with_overrides(platform, inputs.build_config_dir)
+        except LifecycleError as exc:
+            raise LifecycleError(exc.message, ExitCode.DETECT_OTHER) from None
         env["CNB_BUILDPACK_DIR"] = str(descriptor.dir)
         if api >= ApiVersion(0, 8):
             env["CNB_PLATFORM_DIR"] = str(inputs.platform_dir)
@@ -251,7 +230,139 @@ class _Detector:
             return DetectRun(code=-1, output=output, err=f"signal: {-proc.returncode}")
         return DetectRun(code=proc.returncode, output=output)
 
-    # -- the order walk (upstream detectOrder / detectGroup) ----------------------------------
+
+class _Resolver:
+    """Upstream's ``DefaultDetectResolver``: a group's detect runs -> the buildpacks that
+    participate and the build plan (``[[or]]`` alternatives tried in order, optional buildpacks
+    dropped when they break it)."""
+
+    def __init__(self, log: _HeldLog) -> None:
+        self.log = log
+
+    def resolve(self, done: list[Element], by_key: Mapping[str, DetectRun]
+                ) -> tuple[list[Element], list[PlanEntry]]:
+        """The participating buildpacks of ``done`` and the build plan, from their detect runs;
+        :class:`_NoGroup` when the group does not pass."""
+        runs: list[DetectRun] = []
+        for el in done:
+            run = by_key.get(el.key)
+            if run is None:
+                raise LifecycleError(f"failed to detect: missing detection of '{el.key}'", ExitCode.DETECT_OTHER)
+            log = self.log.debug if run.code in (CODE_PASS, CODE_FAIL) else self.log.info
+            if run.output:
+                log(f"======== Output: {el} ========")
+                log(run.output.removesuffix("\n"))
+            if run.err:
+                log(f"======== Error: {el} ========")
+                log(run.err)
+            runs.append(run)
+        self.log.debug("======== Results ========")
+        results: list[tuple[Element, DetectRun]] = []
+        detected, any_detected, buildpack_error = True, False, False
+        for el, run in zip(done, runs, strict=True):
+            if run.code == CODE_PASS:
+                self.log.debug(f"pass: {el}")
+                results.append((el, run))
+                any_detected = True
+            elif run.code == CODE_FAIL:
+                self.log.debug(f"{'skip' if el.optional else 'fail'}: {el}")
+                detected = detected and el.optional
+            else:
+                self.log.info(f"err:  {el}" if run.code == -1 else f"err:  {el} ({run.code})")
+                buildpack_error = True
+                detected = detected and el.optional
+        if not detected:
+            raise _NoGroup(buildpack_error)
+        if not any_detected:
+            self.log.debug("fail: no viable buildpacks in group")
+            raise _NoGroup(False)
+
+        counter = [0]
+
+        def attempt(trial: list[Option]) -> tuple[dict[str, _Dep], list[Option]]:
+            counter[0] += 1
+            return self.run_trial(counter[0], trial)
+
+        deps, trial = _run_trials(results, [], attempt)
+        if len(done) != len(trial):
+            self.log.info(f"{len(trial)} of {len(done)} buildpacks participating")
+        width = max(len(el.id) for el, _ in trial)
+        for el, _ in trial:
+            self.log.info(f"{el.id:<{width}} {el.version}")
+        found = [replace(el, optional=False) for el, _ in trial]
+        plan = [PlanEntry(providers=[Provider(id=p.id, version=p.version) for p in dep.providers],
+                          requires=dep.requires) for dep in deps.values()]
+        return found, plan
+
+    def run_trial(self, i: int, trial: list[Option]) -> tuple[dict[str, _Dep], list[Option]]:
+        self.log.debug(f"Resolving plan... (try #{i})")
+        while True:
+            retry = False
+            deps = _dep_map(trial)
+            for name, dep in deps.items():
+                for el in dep.early_requires:
+                    retry = True
+                    if not el.optional:
+                        self.log.debug(f"fail: {el} requires {name}")
+                        raise _NoGroup(False)
+                    self.log.debug(f"skip: {el} requires {name}")
+                    trial = [o for o in trial if o[0] != el]
+            for name, dep in deps.items():
+                for el in dep.extra_provides:
+                    retry = True
+                    if not el.optional:
+                        self.log.debug(f"fail: {el} provides unused {name}")
+                        raise _NoGroup(False)
+                    self.log.debug(f"skip: {el} provides unused {name}")
+                    trial = [o for o in trial if o[0] != el]
+            if not retry:
+                break
+        if not trial:
+            self.log.debug("fail: no viable buildpacks in group")
+            raise _NoGroup(False)
+        return deps, trial
+
+
+
+class _Detector:
+    """The order walk (upstream's ``detectOrder``/``detectGroup``): groups in order, composite
+    buildpacks expanded in place, each buildpack run at most once; a candidate group goes to the
+    resolver."""
+
+    def __init__(self, inputs: DetectInputs, logger: Any) -> None:
+        self.inputs = inputs
+        self.logger = logger
+        self.runs: dict[str, DetectRun] = {}
+        self.descriptors: dict[str, BuildpackToml] = {}
+        analyzed = analyzed_file.read(inputs.analyzed_path)
+        if analyzed is None:
+            logger.warning(f'No analyzed metadata found at path "{inputs.analyzed_path}"')
+        self.target, from_host = run_target(analyzed)
+        if from_host:
+            logger.info("target distro name/version labels not found, reading /etc/os-release file")
+        self.held = _HeldLog(logger)
+        self.executor = _DetectExec(inputs, self.target)
+        self.resolver = _Resolver(self.held)
+
+    def flush(self, failed: bool) -> None:
+        """Emit the resolver's held-back log lines."""
+        self.held.flush(failed)
+
+    def lookup(self, el: Element) -> BuildpackToml:
+        if el.key not in self.descriptors:
+            self.descriptors[el.key] = buildpack_file.lookup(self.inputs.buildpacks_dir, el.id, el.version)
+        return self.descriptors[el.key]
+
+    def verify(self, order: list[list[Element]]) -> None:
+        for group in order:
+            for el in group:
+                try:
+                    descriptor = self.lookup(el)
+                except LifecycleError as exc:
+                    raise LifecycleError(f"failed to initialize detector: {exc.message}",
+                                         ExitCode.DETECT_OTHER) from None
+                verify_buildpack_api(str(el), descriptor.api)
+
     def detect_order(self, order: list[list[Element]], done: list[Element], rest: list[Element],
                      optional: bool) -> tuple[list[Element], list[PlanEntry]]:
         buildpack_error = False
@@ -289,7 +400,7 @@ class _Detector:
             done.append(el_done)
             pending.append((el_done, descriptor))
         self.run_pending(pending)
-        return self.resolve(done)
+        return self.resolver.resolve(done, self.runs)
 
     def target_matches(self, descriptor: BuildpackToml) -> bool:
         targets = descriptor.target_list()
@@ -319,90 +430,9 @@ class _Detector:
         if not todo:
             return
         with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
-            results = list(pool.map(lambda item: self.run_detect(*item), todo))
+            results = list(pool.map(lambda item: self.executor.run(*item), todo))
         for (el, _), run in zip(todo, results, strict=True):
             self.runs[el.key] = run
-
-    # -- resolution (upstream DefaultDetectResolver) ------------------------------------------
-    def resolve(self, done: list[Element]) -> tuple[list[Element], list[PlanEntry]]:
-        runs: list[DetectRun] = []
-        for el in done:
-            run = self.runs.get(el.key)
-            if run is None:
-                raise LifecycleError(f"failed to detect: missing detection of '{el.key}'", ExitCode.DETECT_OTHER)
-            log = self._debug if run.code in (CODE_PASS, CODE_FAIL) else self._info
-            if run.output:
-                log(f"======== Output: {el} ========")
-                log(run.output.removesuffix("\n"))
-            if run.err:
-                log(f"======== Error: {el} ========")
-                log(run.err)
-            runs.append(run)
-        self._debug("======== Results ========")
-        results: list[tuple[Element, DetectRun]] = []
-        detected, any_detected, buildpack_error = True, False, False
-        for el, run in zip(done, runs, strict=True):
-            if run.code == CODE_PASS:
-                self._debug(f"pass: {el}")
-                results.append((el, run))
-                any_detected = True
-            elif run.code == CODE_FAIL:
-                self._debug(f"{'skip' if el.optional else 'fail'}: {el}")
-                detected = detected and el.optional
-            else:
-                self._info(f"err:  {el}" if run.code == -1 else f"err:  {el} ({run.code})")
-                buildpack_error = True
-                detected = detected and el.optional
-        if not detected:
-            raise _NoGroup(buildpack_error)
-        if not any_detected:
-            self._debug("fail: no viable buildpacks in group")
-            raise _NoGroup(False)
-
-        counter = [0]
-
-        def attempt(trial: list[Option]) -> tuple[dict[str, _Dep], list[Option]]:
-            counter[0] += 1
-            return self.run_trial(counter[0], trial)
-
-        deps, trial = _run_trials(results, [], attempt)
-        if len(done) != len(trial):
-            self._info(f"{len(trial)} of {len(done)} buildpacks participating")
-        width = max(len(el.id) for el, _ in trial)
-        for el, _ in trial:
-            self._info(f"{el.id:<{width}} {el.version}")
-        found = [replace(el, optional=False) for el, _ in trial]
-        plan = [PlanEntry(providers=[Provider(id=p.id, version=p.version) for p in dep.providers],
-                          requires=dep.requires) for dep in deps.values()]
-        return found, plan
-
-    def run_trial(self, i: int, trial: list[Option]) -> tuple[dict[str, _Dep], list[Option]]:
-        self._debug(f"Resolving plan... (try #{i})")
-        while True:
-            retry = False
-            deps = _dep_map(trial)
-            for name, dep in deps.items():
-                for el in dep.early_requires:
-                    retry = True
-                    if not el.optional:
-                        self._debug(f"fail: {el} requires {name}")
-                        raise _NoGroup(False)
-                    self._debug(f"skip: {el} requires {name}")
-                    trial = [o for o in trial if o[0] != el]
-            for name, dep in deps.items():
-                for el in dep.extra_provides:
-                    retry = True
-                    if not el.optional:
-                        self._debug(f"fail: {el} provides unused {name}")
-                        raise _NoGroup(False)
-                    self._debug(f"skip: {el} provides unused {name}")
-                    trial = [o for o in trial if o[0] != el]
-            if not retry:
-                break
-        if not trial:
-            self._debug("fail: no viable buildpacks in group")
-            raise _NoGroup(False)
-        return deps, trial
 
 
 def _options(el: Element, run: DetectRun) -> list[Option]:
@@ -438,7 +468,8 @@ def read_order(inputs: DetectInputs, logger: Any) -> list[list[Element]]:
     try:
         order = order_file.read(inputs.order_path)
     except LifecycleError as exc:
-        raise LifecycleError(f"failed to initialize detector: reading order: {exc.message}") from None
+        raise LifecycleError(f"failed to initialize detector: reading order: {exc.message}",
+                             ExitCode.DETECT_OTHER) from None
     if order.order_extensions:
         raise LifecycleError("failed to detect: order contains extensions, which this lifecycle does not support",
                              ExitCode.DETECT_OTHER)
@@ -466,3 +497,16 @@ def detect(inputs: DetectInputs, logger: Any) -> DetectResult:
     detector.flush(failed=False)
     group = Group(group=[GroupEntry(id=e.id, version=e.version, api=e.api, homepage=e.homepage) for e in found])
     return DetectResult(group=group, plan=Plan(entries=entries))
+
+
+def write_detected(result: DetectResult, group: Path, plan: Path) -> None:
+    """``group.toml`` and ``plan.toml`` (exit 22 when they cannot be written)."""
+    from lifecycle.files import group as group_file
+    from lifecycle.files import plan as plan_file
+
+    try:
+        group_file.write(group, result.group)
+        plan_file.write(plan, result.plan)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise LifecycleError(f"failed to detect: {exc.strerror or exc}{where}", ExitCode.DETECT_OTHER) from None

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,7 +29,7 @@ from lifecycle.files._toml import read as read_toml
 from lifecycle.image import model as m
 from lifecycle.image.draft import Draft, Part
 from lifecycle.image.parts import layer_descriptors, oci_layer, ref_name
-from lifecycle.image.store import ImageStore, Staging, StoredImage
+from lifecycle.image.store import ImageStore, Saved, Staging, StoredImage
 from lifecycle.launch.table import write_table
 from lifecycle.layers.blob import build_layer, diff_id_of
 from lifecycle.phases import export_config as cfg
@@ -38,6 +37,7 @@ from lifecycle.phases.daemon_export import Layer as ImageLayer
 from lifecycle.phases.daemon_export import fill, update_launch_cache
 from lifecycle.phases.export_plan import ExportPlan, LayerPlan, PlanInputs, Slot, fail, plan_export, read_metadata
 from lifecycle.phases.save import ExportResult, save_image
+from lifecycle.phases.sbom_referrer import attach_launch_sbom
 
 DEFAULT_CREATED = "1980-01-01T00:00:01Z"
 
@@ -64,6 +64,7 @@ class ExportInputs:
     created: str = DEFAULT_CREATED
     workers: int = 2
     launch_cache: Path | None = None  # daemon mode: upstream's launch cache volume
+    sbom_referrer: bool = False  # also attach the launch SBOM as OCI referrers (phases/sbom_referrer.py)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ def _export(inputs: ExportInputs, store: ImageStore, logger: Any) -> ExportResul
         if lacking:
             _fill(inputs, store, staging, lacking, previous, logger)
         result = save_image(store, staging, draft, [inputs.output_image, *inputs.tags], logger)
+        if inputs.sbom_referrer:
+            attach_launch_sbom(store, staging, Saved(result.digest, result.manifest_size, result.paths),
+                               inputs.layers, logger)
         if inputs.launch_cache is not None:  # daemon mode only (platform.resolve)
             update_launch_cache(inputs.launch_cache, layers[len(run_image.diff_ids):], staging.layout, logger)
     result.reused = [b.plan.key for b in _log_order(built) if b.reused]
@@ -131,7 +135,7 @@ def _previous(inputs: ExportInputs, store: ImageStore, logger: Any) -> tuple[Sto
     if image is None:
         return None, {}
     try:
-        label = json.loads(image.config.labels.get(cfg.LIFECYCLE_LABEL) or "{}")
+        label = m.loads(image.config.labels.get(cfg.LIFECYCLE_LABEL) or "{}")
     except ValueError:
         label = {}
     return image, label if isinstance(label, dict) else {}

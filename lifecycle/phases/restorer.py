@@ -34,12 +34,13 @@ from typing import Any
 
 from lifecycle.api import NEWEST_PLATFORM, ApiVersion
 from lifecycle.archive import ArchiveError, HashingReader, extract_layer, remove_tree
+from lifecycle.buildpack.layers_dir import GroupMember, layer_names
 from lifecycle.cache import Cache, CacheError, CacheReadError
 from lifecycle.cache.metadata import CacheMetadata, LayerMetadata
+from lifecycle.errors import ExitCode, LifecycleError
 from lifecycle.files import _toml
 from lifecycle.files.group import escape_id
 from lifecycle.files.layer import write_layer_metadata
-from lifecycle.phases.cache_export import BuildpackRef, layer_names
 
 MAX_WORKERS = 4
 
@@ -49,7 +50,7 @@ class RestoreInputs:
     """Resolved inputs of the restorer (the creator builds one too)."""
 
     layers_dir: Path
-    group: Sequence[BuildpackRef]
+    group: Sequence[GroupMember]
     layers_metadata: dict[str, Any] = field(default_factory=dict)  # analyzed.toml [metadata]
     skip_layers: bool = False
     uid: int = 0
@@ -138,7 +139,7 @@ class _Restorer:
         if self.owner is not None:
             os.lchown(path, *self.owner)
 
-    def _bp_dir(self, bp: BuildpackRef) -> Path:
+    def _bp_dir(self, bp: GroupMember) -> Path:
         path = self.layers / escape_id(bp.id)
         if not path.is_dir():
             path.mkdir(parents=True, exist_ok=True)
@@ -187,7 +188,7 @@ class _Restorer:
             if path.is_file() or path.is_symlink():
                 path.unlink()
 
-    def _restore_buildpack(self, bp: BuildpackRef, app_bp: dict[str, Any], cache_meta: CacheMetadata) -> None:
+    def _restore_buildpack(self, bp: GroupMember, app_bp: dict[str, Any], cache_meta: CacheMetadata) -> None:
         app_layers = app_bp.get("layers") or {}
         if not isinstance(app_layers, dict):
             app_layers = {}
@@ -313,3 +314,11 @@ def restore(inputs: RestoreInputs, cache: Cache | None, logger: Any) -> RestoreR
 
     Bad cached bytes are warnings; only I/O failures in the layers directory raise (OSError)."""
     return _Restorer(inputs, cache, logger).run()
+
+
+def restore_or_fail(inputs: RestoreInputs, cache: Cache | None, logger: Any) -> RestoreResult:
+    """:func:`restore`, its I/O and cache failures as exit 22."""
+    try:
+        return restore(inputs, cache, logger)
+    except (OSError, CacheError) as exc:
+        raise LifecycleError(f"failed to restore: {exc}", ExitCode.RESTORE) from None

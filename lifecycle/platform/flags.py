@@ -83,6 +83,8 @@ FLAGS: dict[str, Flag] = {
         _f("report", "path", "path to report.toml", ("CNB_REPORT_PATH",), f"{_L}/report.toml"),
         _f("run", "path", "path to run.toml", ("CNB_RUN_PATH",), "/cnb/run.toml"),
         _f("run-image", "str", "run image reference", ("CNB_RUN_IMAGE",), ""),
+        _f("sbom-referrer", "bool", "also attach the launch SBOM to the app image as OCI 1.1 referrer artifacts, one "
+           "per SBOM format (layouts and registries)", ("CNB_SBOM_REFERRER",), False),
         _f("skip-layers", "bool", "do not restore layer metadata or layers", ("CNB_SKIP_LAYERS",), False),
         _f("skip-restore", "bool", "do not restore layers (creator)", ("CNB_SKIP_RESTORE",), False),
         _f("system", "path", "path to system.toml", ("CNB_SYSTEM_PATH",), "/cnb/system.toml"),

@@ -117,3 +117,10 @@ def differences(upstream: Flat, ours: Flat) -> list[str]:
             continue
         out.append(f"{key}: upstream {upstream.get(key)!r}, ours {ours.get(key)!r}")
     return out
+
+
+def kept_in_use(upstream: Flat, ours: Flat) -> set[str]:
+    """The ids of the kept differences that cover a field that does differ here."""
+    differing = [key for key in upstream.keys() | ours.keys() if upstream.get(key) != ours.get(key)]
+    return {name for name, known in KNOWN.items()
+            if any(fnmatch.fnmatchcase(key, pattern) for key in differing for pattern in known.fields)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.differential import compare
+from tests.differential.known_differences import KNOWN
 from tests.differential.workspace import Pair, Side, make_pair
 
 
@@ -23,6 +24,10 @@ def test_fresh_build(tmp_path: Path) -> None:
     pair.export()
     ours = _assert_same_export(pair)
     assert ours["config/labels/org.example.team"] == "platform"
+    # Every kept difference is still a difference (spec/upstream-differences.md lists none that is not).
+    up = {**compare.image(pair.upstream), **compare.toml_file(pair.upstream, "report.toml")}
+    mine = {**compare.image(pair.ours), **compare.toml_file(pair.ours, "report.toml")}
+    assert compare.kept_in_use(up, mine) == set(KNOWN)
 
 
 def test_rebuild_with_changed_app(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from lifecycle.image.layout import Layout
 from tests.conftest import BUSYBOX, BUSYBOX_MANIFEST, LAYOUT_REPO, Run, base_env
 from tests.differential.workspace import make_app, make_layers
 from tests.support.gotools import go_tool
+from tests.support.sample import push_busybox, sample_build_args
 from tests.support.services import Registry
 
 pytestmark = pytest.mark.tools
@@ -51,6 +53,7 @@ class Build:
         return tomllib.loads((self.layers / "analyzed.toml").read_text())
 
     def export(self, run: Run, *names: str) -> str:
+        """Export; ``names`` may start with flags (``-sbom-referrer``)."""
         res = run("exporter", "-oci", "-oci-dir", str(self.oci), "-layers", str(self.layers), "-app", str(self.app),
                   "-launcher", str(self.launcher), *(names or ("my-app",)), env=base_env())
         assert res.returncode == 0, res.stdout
@@ -233,3 +236,126 @@ def test_crane_layout_is_a_previous_image(run: Run, build: Build, registry: Regi
     assert "Adding layer" not in out, out
     assert "Reusing layer 'acme/one:run'" in out
     assert tagged(ours) == digest
+
+
+# ---- the launch SBOM as referrers (-sbom-referrer, beyond upstream) -----------------------------
+
+CDX = "application/vnd.cyclonedx+json"
+SPDX = "application/spdx+json"
+
+
+def referrers(*args: str) -> dict[str, str]:
+    """artifact digest -> artifactType of the direct referrers ``oras discover`` lists."""
+    out = json.loads(tool("oras", "discover", "--format", "json", "--depth", "1", *args))
+    return {d["digest"]: d["artifactType"] for d in out.get("referrers") or []}
+
+
+def sbom_layer_files(layout: Path, tag: str = "latest") -> dict[str, bytes]:
+    """``<path under sbom/launch>`` -> bytes of the files in the image's SBOM layer."""
+    image = Layout(layout).image(tag)
+    history = image.config.history or []
+    [index] = [i for i, h in enumerate(history) if h.created_by == "Software Bill-of-Materials"]
+    blob = layout / "blobs" / "sha256" / image.manifest.layers[index].digest.split(":")[1]
+    with tarfile.open(blob, "r:gz") as tar:
+        return {member.name.split("/sbom/launch/", 1)[1]: tar.extractfile(member).read()  # type: ignore[union-attr]
+                for member in tar.getmembers() if member.isfile() and "/sbom/launch/" in member.name}
+
+
+def pulled(tmp_path: Path, *args: str) -> dict[str, bytes]:
+    out = tmp_path / f"pulled-{len(list(tmp_path.glob('pulled-*')))}"
+    tool("oras", "pull", *args, "-o", str(out))
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_sbom_referrers_in_the_layout(run: Run, build: Build, tmp_path: Path) -> None:
+    build.analyze(run)
+    build.export(run)
+    layout = build.image_dir()
+    plain_index = (layout / "index.json").read_bytes()
+    digest = tagged(layout)
+    assert referrers("--oci-layout", f"{layout}:latest") == {}
+    out = build.export(run, "-sbom-referrer", "my-app")
+    assert tagged(layout) == digest  # the image is the same with or without the flag
+    found = referrers("--oci-layout", f"{layout}:latest")
+    assert sorted(found.values()) == sorted([CDX, SPDX])
+    for artifact in found:
+        assert f"Saving SBOM referrer {layout}@{artifact}..." in out
+    # Each artifact names the image as its subject and holds the bytes that are in the SBOM layer.
+    in_layer = sbom_layer_files(layout)
+    assert "acme_one/run/sbom.cdx.json" in in_layer
+    for artifact, kind in found.items():
+        manifest = json.loads(tool("oras", "manifest", "fetch", "--oci-layout", f"{layout}@{artifact}"))
+        assert manifest["subject"]["digest"] == digest
+        assert manifest["artifactType"] == kind
+        files = pulled(tmp_path, "--oci-layout", f"{layout}@{artifact}")
+        ext = "cdx.json" if kind == CDX else "spdx.json"
+        assert files == {k: v for k, v in in_layer.items() if k.endswith(ext)}
+        assert files
+    # Reproducible: the same build again changes nothing; another tag rebuilt keeps them.
+    index = (layout / "index.json").read_bytes()
+    build.export(run, "-sbom-referrer", "my-app")
+    assert (layout / "index.json").read_bytes() == index
+    build.export(run, "my-app")  # without the flag: the tag stays, the referrers stay
+    assert referrers("--oci-layout", f"{layout}:latest") == found
+    # A changed app: the new image gets its own referrers; the old image's stay, as signatures do.
+    (build.app / "hello.txt").write_text("changed\n")
+    build.export(run, "-sbom-referrer", "my-app")
+    new = referrers("--oci-layout", f"{layout}:latest")
+    assert sorted(new.values()) == sorted([CDX, SPDX]) and not new.keys() & found.keys()
+    listed = {d["digest"] for d in json.loads((layout / "index.json").read_text())["manifests"]}
+    assert found.keys() | new.keys() <= listed
+    for artifact in found:
+        manifest = json.loads(tool("oras", "manifest", "fetch", "--oci-layout", f"{layout}@{artifact}"))
+        assert manifest["subject"]["digest"] == digest
+        assert (layout / "blobs" / "sha256" / digest.split(":")[1]).is_file()
+    # Without the flag the layout holds the tag alone, as before.
+    assert json.loads(plain_index)["manifests"][0]["digest"] == digest
+    assert len(json.loads(plain_index)["manifests"]) == 1
+
+
+def test_sbom_referrers_are_reproducible(run: Run, build: Build) -> None:
+    """The app image exported again from the same inputs into a fresh layout: the same artifacts."""
+    build.analyze(run)
+    build.export(run, "-sbom-referrer", "my-app")
+    layout = build.image_dir()
+    one = referrers("--oci-layout", f"{layout}:latest")
+    index = (layout / "index.json").read_bytes()
+    shutil.rmtree(layout)
+    build.analyze(run)
+    build.export(run, "-sbom-referrer", "my-app", "my-app:v2")
+    assert referrers("--oci-layout", f"{layout}:latest") == one
+    assert (layout / "index.json").read_bytes() == index
+    # The extra tag's layout gets them too.
+    assert referrers("--oci-layout", f"{build.image_dir(tag='v2')}:v2") == one
+
+
+def test_sbom_referrers_in_the_registry_with_the_creator(run: Run, registry: Registry, tmp_path: Path) -> None:
+    run_image = push_busybox(registry.host)
+    target = f"{registry.host}/sbom-referrers/app"
+    res = run("creator", *sample_build_args(tmp_path), "-insecure-registry", registry.host, "-run-image", run_image,
+              target, env=base_env(CNB_SBOM_REFERRER="true"))
+    assert res.returncode == 0, res.stdout
+    layers = tmp_path / "layers"
+    digest = tomllib.loads((layers / "report.toml").read_text())["image"]["digest"]
+    found = referrers("--plain-http", f"{target}:latest")
+    assert sorted(found.values()) == sorted([CDX, SPDX])
+    on_disk = {str(p.relative_to(layers / "sbom" / "launch")): p.read_bytes()
+               for p in (layers / "sbom" / "launch").rglob("sbom.*.json")}
+    for artifact, kind in found.items():
+        manifest = json.loads(tool("oras", "manifest", "fetch", "--plain-http", f"{target}@{artifact}"))
+        assert manifest["subject"]["digest"] == digest
+        files = pulled(tmp_path, "--plain-http", f"{target}@{artifact}")
+        ext = "cdx.json" if kind == CDX else "spdx.json"
+        assert files and files == {k: v for k, v in on_disk.items() if k.endswith(ext)}
+    # No referrers API in this registry: the fallback tag lists them.
+    fallback = json.loads(tool("oras", "manifest", "fetch", "--plain-http", f"{target}:{digest.replace(':', '-')}"))
+    assert {d["digest"] for d in fallback["manifests"]} == set(found)
+
+
+@pytest.mark.parametrize("program", ["exporter", "creator"])
+def test_sbom_referrer_with_the_daemon_is_an_input_error(run: Run, tmp_path: Path, program: str) -> None:
+    res = run(program, "-daemon", "-sbom-referrer", "-layers", str(tmp_path), "-run-image", "busybox", "my-app",
+              env=base_env(DOCKER_HOST="unix:///nonexistent.sock"))
+    assert res.returncode == 3, res.stdout
+    assert res.stdout.strip().splitlines()[-1] == ("ERROR: -sbom-referrer needs -oci or a registry: a Docker "
+                                                   "daemon keeps no OCI referrers")
