@@ -135,6 +135,9 @@ def check_cache_image(settings: Settings) -> None:
                          "layout and needs -oci")
     if not layout_ref:
         raise InputError(f"-cache-image {value}: a reference is required after '{LAYOUT_CACHE_PREFIX}'")
+    from lifecycle.image.resolver import check_output
+
+    check_output(layout_ref, oci=True, oci_dir=str(settings["oci-dir"] or ""))
 
 
 def from_settings(settings: Settings, logger: Any, keychain: Keychain | None = None) -> Cache | None:

@@ -43,6 +43,7 @@ from lifecycle.errors import ImageError, LifecycleError
 from lifecycle.image import model as m
 from lifecycle.image.draft import Draft, Part
 from lifecycle.image.layout import PIN_PREFIX, STALE_AFTER, BlobWriter, Image, Layout, host_platform
+from lifecycle.image.resolver import check_output
 from lifecycle.image.store import LayoutStore
 
 CHUNK = 1 << 20
@@ -147,6 +148,10 @@ class ImageCache(CacheImageLabel):
         if location.digest:
             raise CacheError(f"failed to create image cache: cache image '{reference}' must be a tag, "
                              "not a digest")
+        try:
+            check_output(reference, oci=True, oci_dir=str(store.resolver.root))
+        except LifecycleError as exc:
+            raise CacheError(f"failed to create image cache: {exc.message}") from None
         self.path = location.path
         self.tag = location.tag or "latest"
         self.layout = Layout(self.path)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lifecycle.image.model import validation_text
+from lifecycle.image.model import loads, validation_text
 
 METADATA_LABEL = "io.buildpacks.lifecycle.cache.metadata"
 
@@ -83,7 +83,7 @@ class CacheMetadata(_Model):
 def parse(raw: bytes | str) -> CacheMetadata:
     """Parse metadata JSON; raise ValueError when it is not valid JSON of the right shape."""
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"cache metadata is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

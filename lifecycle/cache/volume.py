@@ -28,7 +28,10 @@ from typing import IO, Any
 
 from lifecycle.cache import CacheError, CacheReadError, check_diff_id
 from lifecycle.cache.metadata import METADATA_LABEL, CacheMetadata, parse
+from lifecycle.fs.tree import read_file
 from lifecycle.image.layout import file_digest
+
+MAX_METADATA = 16 * 1024 * 1024
 
 CHUNK = 1 << 20
 
@@ -89,7 +92,7 @@ class VolumeCache:
         """Committed metadata; missing -> empty, unreadable or not JSON -> empty with a warning."""
         path = self.committed_dir / METADATA_LABEL
         try:
-            raw = path.read_bytes()
+            raw = read_file(path, MAX_METADATA)  # a FIFO or huge file here is refused, not waited on
         except FileNotFoundError:
             return CacheMetadata()
         except OSError as exc:

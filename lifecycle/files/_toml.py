@@ -4,28 +4,56 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tomlkit
+from pydantic import BaseModel, ValidationError
 
-from lifecycle.errors import InputError
+from lifecycle.errors import InputError, LifecycleError
+from lifecycle.fs.tree import read_file
 from lifecycle.image.layout import atomic_write
+from lifecycle.image.model import validation_text
+
+M = TypeVar("M", bound=BaseModel)
+
+# Every TOML file the lifecycle reads (platform files, buildpack.toml, files buildpacks write) is
+# far smaller; a bigger one, or a FIFO, device or directory in its place, is refused at once.
+MAX_TOML = 16 * 1024 * 1024
+
+
+def load(path: Path, *, missing_ok: bool = False, error: type[LifecycleError] = InputError) -> dict[str, Any] | None:
+    """Parse a TOML file: the one place TOML files are read (``lifecycle.fs.read_file``: capped at
+    :data:`MAX_TOML`, never waiting on a FIFO). Absent: None when ``missing_ok``. Anything else
+    wrong (not a regular file, too large, not UTF-8, not TOML, nested too deeply) raises ``error``."""
+    try:
+        data = read_file(path, MAX_TOML)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise error(f"failed to read {path}: file not found") from None
+    except OSError as exc:
+        raise error(f"failed to read {path}: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(data.decode())
+    except UnicodeDecodeError as exc:
+        raise error(f"failed to read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"failed to parse {path}: {exc}") from None
+    except RecursionError:
+        raise error(f"failed to parse {path}: nested too deeply") from None
 
 
 def read(path: Path, *, missing_ok: bool = False) -> dict[str, Any] | None:
     """Parse a TOML file; a missing file gives None when ``missing_ok``, else an input error."""
+    return load(path, missing_ok=missing_ok)
+
+
+def validate(model: type[M], data: Any, path: Path, error: type[LifecycleError] = InputError) -> M:
+    """``model.model_validate(data)``; wrong types are ``error`` naming the file and the field."""
     try:
-        text = Path(path).read_bytes().decode()
-    except FileNotFoundError:
-        if missing_ok:
-            return None
-        raise InputError(f"failed to read {path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"failed to read {path}: {exc}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"failed to parse {path}: {exc}") from None
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(f"failed to parse {path}: {validation_text(exc)}") from None
 
 
 def strip_none(value: Any) -> Any:

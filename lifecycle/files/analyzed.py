@@ -71,7 +71,7 @@ def read(path: Path) -> Analyzed | None:
     data = _toml.read(path, missing_ok=True)
     if data is None:
         return None
-    return Analyzed.model_validate(data)
+    return _toml.validate(Analyzed, data, path)
 
 
 def write(path: Path, analyzed: Analyzed) -> None:

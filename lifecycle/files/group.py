@@ -75,7 +75,7 @@ class Group(KebabModel):
 def read(path: Path) -> Group:
     """Read ``group.toml``; a missing or unparsable file is an input error (exit 3)."""
     data = _toml.read(Path(path))
-    return Group.model_validate(data or {})
+    return _toml.validate(Group, data or {}, path)
 
 
 def write(path: Path, group: Group) -> None:

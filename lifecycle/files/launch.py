@@ -12,7 +12,6 @@ direct), a string before (``direct`` defaults to false). ``build.toml``: ``[[unm
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from pydantic import Field, ValidationError
 
 from lifecycle.api import ApiVersion
 from lifecycle.errors import LifecycleError
+from lifecycle.files import _toml
 from lifecycle.files._model import KebabModel
 from lifecycle.files.metadata import Label, Process, Slice
 
@@ -75,16 +75,7 @@ class BuildToml(KebabModel):
 
 
 def _load(path: Path) -> dict[str, Any] | None:
-    try:
-        text = path.read_bytes().decode()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LifecycleError(f"failed to read {path}: {exc}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise LifecycleError(f"failed to parse {path}: {exc}") from None
+    return _toml.load(path, missing_ok=True, error=LifecycleError)
 
 
 def _strings(value: Any) -> bool:

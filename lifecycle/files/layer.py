@@ -15,7 +15,6 @@ A missing file or a missing ``[types]`` means all three flags are false. Top-lev
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +49,9 @@ def read_layer_toml(path: Path) -> LayerToml:
     that is not TOML, has non-boolean types, or has the flags at the top level.
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode()
-    except FileNotFoundError:
+    data = _toml.load(path, missing_ok=True, error=LifecycleError)
+    if data is None:
         return LayerToml()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LifecycleError(f"failed to read {path}: {exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise LifecycleError(f"failed to parse {path}: {exc}") from None
     if any(key in data for key in ("launch", "build", "cache")):
         raise LifecycleError(f"the launch, cache and build flags should be in the types table of {path}")
     types = data.get("types") or {}

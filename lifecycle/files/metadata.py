@@ -120,7 +120,7 @@ class BuildMetadata(KebabModel):
 def read(path: Path) -> BuildMetadata:
     """Read ``metadata.toml``; a missing or unparsable file is an input error (exit 3)."""
     data = _toml.read(Path(path))
-    return BuildMetadata.model_validate(data or {})
+    return _toml.validate(BuildMetadata, data or {}, path)
 
 
 def write(path: Path, metadata: BuildMetadata) -> None:

@@ -123,7 +123,7 @@ class BuildpackPlan(KebabModel):
 
 def read(path: Path) -> Plan:
     """Read ``plan.toml``; a missing or unparsable file is an input error."""
-    return Plan.model_validate(_toml.read(Path(path)) or {})
+    return _toml.validate(Plan, _toml.read(Path(path)) or {}, path)
 
 
 def write(path: Path, plan: Plan) -> None:

@@ -46,4 +46,4 @@ def read(path: Path) -> System | None:
     data = _toml.read(Path(path), missing_ok=True)
     if data is None:
         return None
-    return System.model_validate(data.get("system") or {})
+    return _toml.validate(System, (data.get("system") if isinstance(data, dict) else None) or {}, path)

@@ -182,6 +182,35 @@ class Tree:
                     os.close(sub)
 
 
+def read_file(path: str | os.PathLike[str], cap: int) -> bytes:
+    """The bytes of the regular file ``path``, for files a platform or a buildpack wrote (TOML).
+
+    A symlink at ``path`` is followed (platforms mount config files as links; the phases run as the
+    CNB user, so a buildpack's link leads nowhere that user cannot read). The open never waits
+    (``O_NONBLOCK``); a FIFO, device, socket or directory in its place is refused at once, and a
+    file larger than ``cap`` (sparse ones included) is refused without being read.
+    FileNotFoundError when absent; else :class:`TreeError` whose text says what is wrong (no path).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise TreeError(exc.errno, exc.strerror or str(exc)) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotRegularError(errno.EINVAL, f"is a {_kind(st.st_mode)}, not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        if st.st_size > cap:
+            raise TreeError(errno.EFBIG, f"is larger than {cap} bytes")
+        os.set_blocking(fd, True)
+        data = f.read(cap + 1)
+        if len(data) > cap:  # grew since the fstat
+            raise TreeError(errno.EFBIG, f"is larger than {cap} bytes")
+        return data
+
+
 def read_bounded(f: IO[bytes], cap: int, what: str) -> bytes:
     """At most ``cap`` bytes of ``f``; a longer (or sparse, or growing) file is refused, not read."""
     data = f.read(cap + 1)

@@ -144,6 +144,15 @@ def validation_text(exc: ValidationError) -> str:
     return f"{loc + ': ' if loc else ''}{first['msg']}"
 
 
+def loads(raw: str | bytes) -> Any:
+    """``json.loads`` for text someone else wrote (labels, metadata): nesting too deep for the
+    parser is a ValueError like any other malformed JSON, never a RecursionError."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def parse_blob(model: type[Any], data: bytes, what: str) -> Any:
     """JSON bytes -> ``model``; malformed input is an :class:`ImageError` naming ``what``."""
     try:

@@ -11,7 +11,6 @@ its public names are re-exported here for existing callers.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -444,7 +443,7 @@ class _PushStaging(Staging):
 
 def _media_of(data: bytes) -> str:
     try:
-        raw = json.loads(data)
+        raw = m.loads(data)
     except ValueError:
         return m.OCI_MANIFEST
     if isinstance(raw, dict) and raw.get("mediaType"):

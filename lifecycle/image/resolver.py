@@ -116,3 +116,35 @@ class Resolver:
         if not within(Path(os.path.realpath(self.root)), real):
             raise InputError(f"failed to parse arguments: reference '{reference}' resolves outside the "
                              f"layout directory '{self.root}' through a symlink")
+
+
+# A layout's own entries: an output whose directory would be (or be inside) one of these, below
+# another layout, would write into that layout (spec/trust-model.md).
+LAYOUT_ENTRIES = ("blobs", "index.json", "oci-layout")
+
+
+def check_output(text: str, *, oci: bool, oci_dir: str = "") -> None:
+    """A name a phase writes: a digest cannot be written to (exit 3), and in OCI mode no directory
+    component under the layout root may be a layout's own entry name (exit 3). Empty: nothing."""
+    if not text:
+        return
+    parts: tuple[str, ...] = ()
+    if text.startswith("/"):
+        path, digest = split_identifier(text)
+        root = Path(os.path.normpath(os.path.abspath(oci_dir or "/")))
+        if within(root, Path(path)):
+            parts = Path(os.path.normpath(path)).relative_to(root).parts
+    else:
+        try:
+            parsed = refs.parse(text)
+        except refs.ReferenceError as exc:
+            raise InputError(f"failed to parse arguments: {exc}") from None
+        digest, parts = parsed.digest, tuple(parsed.path_parts())
+    if digest:
+        raise InputError(f"failed to parse arguments: output image '{text}' names a digest; images are "
+                         "written under a tag")
+    clash = sorted({part for part in parts if part in LAYOUT_ENTRIES}) if oci else []
+    if clash:
+        raise InputError(f"failed to parse arguments: output image '{text}' would be written into a "
+                         f"layout's own '{clash[0]}' entry (no repository component or tag of a layout "
+                         f"output may be {', '.join(LAYOUT_ENTRIES)})")

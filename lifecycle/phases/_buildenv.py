@@ -14,6 +14,12 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from lifecycle.errors import ExitCode, LifecycleError
+from lifecycle.fs.tree import read_file
+
+# One env var value: the kernel refuses a single environment string over 128 KiB at exec anyway.
+MAX_ENV_FILE = 1024 * 1024
+
 INCLUDE = ("CNB_STACK_ID", "HOSTNAME", "HOME", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
            "NO_PROXY", "no_proxy")
 
@@ -46,14 +52,21 @@ def _env_files(directory: Path, fn: Callable[[str, str], None]) -> None:
         path = directory / name
         if path.is_dir():
             continue
-        fn(name, path.read_bytes().decode(errors="surrogateescape"))
+        fn(name, _read_env_file(path).decode(errors="surrogateescape"))
+
+
+def _read_env_file(path: Path) -> bytes:
+    """An env file's bytes (capped, never waiting on a FIFO a buildpack put there)."""
+    try:
+        return read_file(path, MAX_ENV_FILE)
+    except OSError as exc:
+        raise LifecycleError(f"failed to read env file {path}: {exc.strerror or exc}", ExitCode.BUILD_OTHER) from None
 
 
 def _delim(directory: Path, name: str, default: str) -> str:
-    try:
-        return (directory / f"{name}.delim").read_bytes().decode(errors="surrogateescape")
-    except OSError:
+    if not os.path.lexists(directory / f"{name}.delim"):
         return default
+    return _read_env_file(directory / f"{name}.delim").decode(errors="surrogateescape")
 
 
 def apply_env_dir(values: dict[str, str], directory: Path, default_action: str) -> None:

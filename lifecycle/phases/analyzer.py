@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
 from lifecycle.files.analyzed import Analyzed, Distro, PreviousImage, RunImage, Target, label_to_toml
+from lifecycle.image.model import loads
 from lifecycle.image.store import ImageStore
 from lifecycle.image.store import StoredImage as Image
 
@@ -46,7 +46,7 @@ def previous_metadata(image: Image) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        label = json.loads(raw)
+        label = loads(raw)
     except ValueError:
         return {}
     return label_to_toml(label) if isinstance(label, dict) else {}

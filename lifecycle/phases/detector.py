@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import tomllib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 from lifecycle.api import ApiVersion
 from lifecycle.buildpack.api import verify_buildpack_api
 from lifecycle.errors import ExitCode, LifecycleError
+from lifecycle.files import _toml
 from lifecycle.files import analyzed as analyzed_file
 from lifecycle.files import buildpack as buildpack_file
 from lifecycle.files import order as order_file
@@ -129,7 +129,8 @@ def _with_system(order: list[list[Element]], inputs: DetectInputs, logger: Any) 
     try:
         system = system_file.read(inputs.system_path)
     except LifecycleError as exc:
-        raise LifecycleError(f"failed to initialize detector: reading system: {exc.message}") from None
+        raise LifecycleError(f"failed to initialize detector: reading system: {exc.message}",
+                             ExitCode.DETECT_OTHER) from None
     if system is None:
         logger.debug(f'No system buildpacks found at path "{inputs.system_path}"')
         return order
@@ -190,8 +191,8 @@ class _DetectExec:
             if run.code != CODE_PASS:
                 return run
             try:
-                run.plan = DetectPlan.model_validate(tomllib.loads(plan_path.read_bytes().decode()))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValidationError) as exc:
+                run.plan = DetectPlan.model_validate(_toml.load(plan_path, error=LifecycleError) or {})
+            except (LifecycleError, ValidationError) as exc:
                 return DetectRun(code=-1, output=run.output, err=f"failed to parse build plan: {exc}")
         finally:
             shutil.rmtree(plan_dir, ignore_errors=True)
@@ -205,7 +206,10 @@ class _DetectExec:
         inputs = self.inputs
         base = inputs.environ
         platform = None if descriptor.buildpack.clear_env else inputs.platform_dir
-        env = BuildEnv(base).with_overrides(platform, inputs.build_config_dir)
+        try:
+            env = BuildEnv(base).with_overrides(platform, inputs.build_config_dir)
+        except LifecycleError as exc:
+            raise LifecycleError(exc.message, ExitCode.DETECT_OTHER) from None
         env["CNB_BUILDPACK_DIR"] = str(descriptor.dir)
         if api >= ApiVersion(0, 8):
             env["CNB_PLATFORM_DIR"] = str(inputs.platform_dir)
@@ -355,7 +359,8 @@ class _Detector:
                 try:
                     descriptor = self.lookup(el)
                 except LifecycleError as exc:
-                    raise LifecycleError(f"failed to initialize detector: {exc.message}") from None
+                    raise LifecycleError(f"failed to initialize detector: {exc.message}",
+                                         ExitCode.DETECT_OTHER) from None
                 verify_buildpack_api(str(el), descriptor.api)
 
     def detect_order(self, order: list[list[Element]], done: list[Element], rest: list[Element],
@@ -463,7 +468,8 @@ def read_order(inputs: DetectInputs, logger: Any) -> list[list[Element]]:
     try:
         order = order_file.read(inputs.order_path)
     except LifecycleError as exc:
-        raise LifecycleError(f"failed to initialize detector: reading order: {exc.message}") from None
+        raise LifecycleError(f"failed to initialize detector: reading order: {exc.message}",
+                             ExitCode.DETECT_OTHER) from None
     if order.order_extensions:
         raise LifecycleError("failed to detect: order contains extensions, which this lifecycle does not support",
                              ExitCode.DETECT_OTHER)

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -136,7 +135,7 @@ def _previous(inputs: ExportInputs, store: ImageStore, logger: Any) -> tuple[Sto
     if image is None:
         return None, {}
     try:
-        label = json.loads(image.config.labels.get(cfg.LIFECYCLE_LABEL) or "{}")
+        label = m.loads(image.config.labels.get(cfg.LIFECYCLE_LABEL) or "{}")
     except ValueError:
         label = {}
     return image, label if isinstance(label, dict) else {}

@@ -110,7 +110,7 @@ class _Rebaser:
         if not raw:
             return app, {}
         try:
-            label = json.loads(raw)
+            label = m.loads(raw)
         except ValueError:
             label = None
         if not isinstance(label, dict):
@@ -336,7 +336,7 @@ def _mixins(image: StoredImage, what: str) -> list[str]:
     if not raw:
         return []
     try:
-        value = json.loads(raw)
+        value = m.loads(raw)
     except ValueError:
         value = None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -13,6 +13,7 @@ from typing import Any
 
 from lifecycle.archive import ArchiveError, HashingReader, extract_layer, remove_tree
 from lifecycle.errors import ImageError
+from lifecycle.image.model import loads
 from lifecycle.image.store import ImageStore, StoredImage
 
 LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
@@ -21,7 +22,7 @@ LIFECYCLE_LABEL = "io.buildpacks.lifecycle.metadata"
 def restore_previous_sbom(image: StoredImage, layers: Path, logger: Any, store: ImageStore) -> bool:
     """Extract the previous image's SBOM layer into ``<layers>/sbom/launch``; True when restored."""
     try:
-        label = json.loads(image.config.labels.get(LIFECYCLE_LABEL) or "{}")
+        label = loads(image.config.labels.get(LIFECYCLE_LABEL) or "{}")
     except ValueError:
         return False
     sbom = label.get("sbom") if isinstance(label, dict) else None

@@ -61,6 +61,14 @@ def check_refs(*references: str, allow_paths: bool = True) -> None:
             raise InputError(f"failed to parse arguments: {exc}") from None
 
 
+def check_outputs(*outputs: str, oci: bool, oci_dir: str = "") -> None:
+    """Names the phase writes (the image, ``-tag``s): see :func:`~lifecycle.image.resolver.check_output`."""
+    from lifecycle.image.resolver import check_output
+
+    for text in outputs:
+        check_output(text, oci=oci, oci_dir=oci_dir)
+
+
 def check_same_registry(output: str, tags: tuple[str, ...], *, oci: bool = False) -> None:
     """Output and ``-tag`` images must share a registry (upstream's rule for registries; layouts are
     directories, so in OCI mode each tag simply gets its own)."""
@@ -122,6 +130,7 @@ def analyze_inputs(settings: Settings, output: str, store: ImageStore, *, creato
 
     tags = tuple(settings["tag"])
     check_refs(output, *tags, str(settings["previous-image"]))
+    check_outputs(output, *tags, oci=bool(settings["oci"]), oci_dir=str(settings["oci-dir"]))
     check_same_registry(output, tags, oci=bool(settings["oci"]))
     inputs = AnalyzeInputs(output_image=output, run_image=run_image(settings, store, output),
                            previous_image=str(settings["previous-image"] or output),
@@ -245,6 +254,7 @@ def export_inputs(settings: Settings, api: str, store: ImageStore, logger: Any, 
 
     s = settings
     check_refs(output, *tags)
+    check_outputs(output, *tags, oci=bool(s["oci"]), oci_dir=str(s["oci-dir"]))
     check_same_registry(output, tags, oci=bool(s["oci"]))
     try:
         analyzed = analyzed_file.read(s["analyzed"])
@@ -312,6 +322,7 @@ def rebase_inputs(settings: Settings, *, output: str, tags: tuple[str, ...]) -> 
     previous = str(settings["previous-image"] or "") or output
     run_ref = str(settings["run-image"] or "")
     check_refs(output, *tags, previous, run_ref)
+    check_outputs(output, *tags, oci=bool(settings["oci"]), oci_dir=str(settings["oci-dir"]))
     check_same_registry(output, tags, oci=bool(settings["oci"]))
     return RebaseInputs(output_image=output, tags=tags, app_image=previous, run_image=run_ref,
                         force=bool(settings["force"]))
