@@ -294,6 +294,13 @@ class RegistryImageCache(CacheImageLabel):
     def _delete_previous(self, digest: str) -> None:
         url = self.client.url(f"/v2/{self.ref.repository}/manifests/{digest}")
         try:
+            # Another build sharing this cache image may have pushed that very manifest under the tag
+            # since this one read it: deleting it would delete their tag. (Not atomic: a registry
+            # has no compare-and-delete; this closes the wide window, upstream deletes blindly.)
+            current = self.client.get_manifest(self.ref.repository, self.tag)
+            if current is not None and "sha256:" + hashlib.sha256(current[0]).hexdigest() == digest:
+                self.logger.debug(f"not deleting {self.ref.name}@{digest}: the tag names it again")
+                return
             self.client.request("DELETE", url, scope=f"repository:{self.ref.repository}:pull,push,delete",
                                 ok=(200, 202, 204), missing_ok=True)
         except ImageError as exc:

@@ -102,6 +102,9 @@ class Layout:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        # What this instance created (directories, oci-layout, blobs that were not there), so a
+        # failed export can take exactly that back (discard_created).
+        self.created: list[Path] = []
 
     # ---- reading ---------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -274,10 +277,69 @@ class Layout:
     # ---- writing ---------------------------------------------------------------------------
     def init(self) -> None:
         """Create the directory, ``oci-layout`` and ``blobs/sha256`` (idempotent)."""
-        (self.path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        blobs = self.path / "blobs" / "sha256"
+        if not blobs.is_dir():
+            missing = [p for p in (blobs, *blobs.parents) if not os.path.lexists(p)]
+            blobs.mkdir(parents=True, exist_ok=True)
+            self.created.extend(missing)
         marker = self.path / "oci-layout"
         if not marker.exists():
             _atomic_write(marker, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
+            self.created.append(marker)
+
+    def referenced(self) -> set[str] | None:
+        """Every digest ``index.json`` reaches (manifests, indexes, configs, layers); None when that
+        cannot be known (an unreadable index or manifest: then nothing may be removed)."""
+        if not os.path.lexists(self.path / "index.json"):
+            return set()
+        out: set[str] = set()
+        try:
+            todo = list(self.read_index().manifests)
+            while todo:
+                desc = todo.pop()
+                if desc.digest in out:
+                    continue
+                out.add(desc.digest)
+                if desc.mediaType in m.INDEX_TYPES:
+                    todo.extend(m.parse_blob(m.Index, self.read_blob(desc), f"index {desc.digest}").manifests)
+                elif not desc.mediaType or desc.mediaType in m.MANIFEST_TYPES:
+                    data = self.read_blob(desc)
+                    raw = m.loads(data)
+                    if isinstance(raw, dict) and "manifests" in raw:
+                        todo.extend(m.parse_blob(m.Index, data, f"index {desc.digest}").manifests)
+                        continue
+                    manifest = m.parse_blob(m.Manifest, data, f"manifest {desc.digest}")
+                    out.add(manifest.config.digest)
+                    out.update(layer.digest for layer in manifest.layers)
+        except (ImageError, OSError, ValueError):
+            return None
+        return out
+
+    def discard_created(self) -> None:
+        """Take back what this instance created, for a failed export: under the lock, its blobs that
+        ``index.json`` does not reference (a concurrent writer's tag may), then ``oci-layout`` and
+        the directories it made, when nothing else is in them. Best effort."""
+        if not self.created or not self.path.is_dir():
+            return
+        with contextlib.suppress(OSError), self.locked():
+            keep = self.referenced()
+            if keep is None:
+                return
+            for path in list(self.created):
+                if path.parent.name in ("sha256", "sha512") and path.parent.parent.name == "blobs" \
+                        and f"{path.parent.name}:{path.name}" not in keep:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                    self.created.remove(path)
+            marker = self.path / "oci-layout"
+            if marker in self.created and not os.path.lexists(self.path / "index.json"):
+                with contextlib.suppress(FileNotFoundError):
+                    marker.unlink()
+        self.sweep_stale(older_than=STALE_AFTER)
+        for path in sorted((p for p in self.created if p.is_dir() and not p.is_symlink()),
+                           key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only when empty
 
     def blob_writer(self) -> BlobWriter:
         """A streaming writer: bytes -> temp file -> fsync -> rename to its digest."""
@@ -321,7 +383,10 @@ class Layout:
                 os.link(source, tmp, follow_symlinks=False)
                 lst = os.lstat(tmp)
                 if (lst.st_dev, lst.st_ino) == (st.st_dev, st.st_ino):  # not swapped since we checked it
+                    new = not os.path.lexists(target)
                     os.replace(tmp, target)
+                    if new:
+                        self.created.append(target)
                     return True
                 tmp.unlink()
             except OSError as exc:
@@ -457,8 +522,11 @@ class BlobWriter:
         if target.is_file() and target.stat().st_size == self.size and file_digest(target) == self.digest:
             self._tmp.unlink()
         else:
+            new = not os.path.lexists(target)
             os.chmod(self._tmp, 0o644)
             os.replace(self._tmp, target)
+            if new:
+                self.layout.created.append(target)
             _fsync_dir(target.parent)
         self._done = True
         return m.Descriptor(mediaType=media_type, digest=self.digest, size=self.size)

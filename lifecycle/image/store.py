@@ -238,8 +238,14 @@ class LayoutStore:
 
     @contextlib.contextmanager
     def staging(self, reference: str, parent: Path | None = None) -> Iterator[Staging]:
-        """The output's own directory: blobs land where they stay; ``index.json`` changes last."""
-        yield Staging(Layout(self.output_path(reference)))
+        """The output's own directory: blobs land where they stay; ``index.json`` changes last. A
+        failed export takes back the blobs and directories it added (spec/trust-model.md)."""
+        layout = Layout(self.output_path(reference))
+        try:
+            yield Staging(layout)
+        except BaseException:
+            layout.discard_created()
+            raise
 
     def save(self, staging: Staging, draft: Draft, names: Sequence[str], announce: Announce) -> Saved:
         """Tag the image in the staging layout under the first name, then copy it (hard links) to

@@ -96,14 +96,16 @@ def test_corrupt_and_missing_blobs_are_read_errors(tmp_path: Path) -> None:
         cache.verify_layer("sha256:" + "1" * 64)
 
 
-def test_bad_label_is_an_empty_cache_with_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize("label", ["{not json", "[" * 100_000 + "]" * 100_000, '{"buildpacks": 5}'],
+                         ids=["not json", "nested deeply", "wrong types"])
+def test_bad_label_is_an_empty_cache_with_warning(tmp_path: Path, label: str) -> None:
     _first(tmp_path)
     cache = _cache(tmp_path)
     cache.set_metadata(meta())
     cache.commit()
     image = Layout(cache.path).image(tag="latest")
     config = image.config.dump()
-    config["config"]["Labels"][METADATA_LABEL] = "{not json"
+    config["config"]["Labels"][METADATA_LABEL] = label
     layout = Layout(cache.path)
     config_desc = layout.put_blob(m.canonical_json(config), m.OCI_CONFIG)
     manifest = image.manifest.dump()
