@@ -299,22 +299,16 @@ class _Resolver:
         while True:
             retry = False
             deps = _dep_map(trial)
-            for name, dep in deps.items():
-                for el in dep.early_requires:
-                    retry = True
-                    if not el.optional:
-                        self.log.debug(f"fail: {el} requires {name}")
-                        raise _NoGroup(False)
-                    self.log.debug(f"skip: {el} requires {name}")
-                    trial = [o for o in trial if o[0] != el]
-            for name, dep in deps.items():
-                for el in dep.extra_provides:
-                    retry = True
-                    if not el.optional:
-                        self.log.debug(f"fail: {el} provides unused {name}")
-                        raise _NoGroup(False)
-                    self.log.debug(f"skip: {el} provides unused {name}")
-                    trial = [o for o in trial if o[0] != el]
+            # Unmet requires first, then unused provides, each over every dependency (upstream's order).
+            for what in ("requires", "provides unused"):
+                for name, dep in deps.items():
+                    for el in dep.early_requires if what == "requires" else dep.extra_provides:
+                        retry = True
+                        if not el.optional:
+                            self.log.debug(f"fail: {el} {what} {name}")
+                            raise _NoGroup(False)
+                        self.log.debug(f"skip: {el} {what} {name}")
+                        trial = [o for o in trial if o[0] != el]
             if not retry:
                 break
         if not trial:
