@@ -7,22 +7,38 @@ exactly what upstream prints.
 
 from __future__ import annotations
 
+import importlib
 import sys
+import types
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
+
+class _LazyAsyncio(types.ModuleType):
+    """Stands in for ``asyncio`` in structlog's modules, which name it only inside their ``async``
+    methods (never called here); the real module is imported on first use of an attribute."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module("asyncio"), name)
+
+
 # structlog imports rich, when it is installed (typer's help needs it), for its console renderer
 # and traceback formatting, neither used here: hidden during the import, that is 4 MiB less memory
-# and a sixth less start-up for every phase. typer still imports rich when it needs it.
-_rich = sys.modules.get("rich")
+# and a sixth less start-up for every phase. typer still imports rich when it needs it. Its
+# modules also import asyncio (and through it ssl), 9 MiB more, for async logging methods only:
+# they get a stand-in that imports asyncio if one of those is ever called.
+_saved = {name: sys.modules.get(name) for name in ("rich", "asyncio")}
 sys.modules["rich"] = None  # type: ignore[assignment]  # None makes `import rich` fail
+if _saved["asyncio"] is None:
+    sys.modules["asyncio"] = _LazyAsyncio("asyncio")
 try:
     import structlog
 finally:
-    if _rich is None:
-        del sys.modules["rich"]
-    else:
-        sys.modules["rich"] = _rich
+    for _name, _module in _saved.items():
+        if _module is None:
+            del sys.modules[_name]
+        else:
+            sys.modules[_name] = _module
 
 LEVELS = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40}
 

@@ -225,7 +225,7 @@ def _hand_layout_outputs(user: BuildUser, settings: Settings, outputs: tuple[str
 
 
 # Modules imported inside functions (here or in libraries): loaded before the drop, with the rest.
-_LAZY_MODULES = ("bz2", "concurrent.futures.thread", "docker", "docker.errors", "encodings.idna", "lzma",
+_LAZY_MODULES = ("bz2", "concurrent.futures.thread", "docker", "docker.errors", "encodings.idna", "http.client", "lzma",
                  "tarfile", "tempfile", "unicodedata")
 
 

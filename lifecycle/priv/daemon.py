@@ -19,7 +19,6 @@ close-on-exec).
 from __future__ import annotations
 
 import contextlib
-import http.client
 import select
 import socket
 import threading
@@ -82,7 +81,7 @@ class DaemonSockets:
                     try:
                         _ping(sock)
                         alive.append(sock)
-                    except (OSError, http.client.HTTPException):
+                    except OSError:
                         sock.close()
                 self._idle[:] = alive
 
@@ -121,7 +120,7 @@ def connect_daemon(host: str, count: int = CONNECTIONS) -> DaemonSockets | None:
             sock.settimeout(_PING_TIMEOUT)
             sock.connect(path)
             version = _ping(sock) or version
-    except (OSError, http.client.HTTPException):
+    except OSError:
         for sock in sockets:
             sock.close()
         return None
@@ -138,9 +137,16 @@ def _still_open(sock: socket.socket) -> bool:
     return not readable
 
 
+class BadPing(OSError):
+    """The daemon's answer to ``GET /_ping`` was not one a kept connection can follow."""
+
+
 def _ping(sock: socket.socket) -> str:
     """Send ``GET /_ping`` and read the whole answer (so the connection is idle again); return the
-    ``Api-Version`` header."""
+    ``Api-Version`` header. An unusable answer is :class:`BadPing`."""
+    # Imported here: http.client loads ssl (5 MiB), which a build without a daemon never needs.
+    import http.client
+
     sock.settimeout(_PING_TIMEOUT)
     sock.sendall(_PING)
     response = http.client.HTTPResponse(sock)
@@ -148,11 +154,13 @@ def _ping(sock: socket.socket) -> str:
         response.begin()
         if response.will_close or (response.length is None and not response.chunked):
             # no way to tell where the answer ends, or no second request on this connection
-            raise http.client.HTTPException("the daemon does not keep the connection open")
+            raise BadPing("the daemon does not keep the connection open")
         response.read()
         if response.status != 200:
-            raise http.client.HTTPException(f"ping answered {response.status}")
+            raise BadPing(f"ping answered {response.status}")
         return (response.getheader("Api-Version") or "").strip()
+    except http.client.HTTPException as exc:
+        raise BadPing(str(exc) or type(exc).__name__) from None
     finally:
         with contextlib.suppress(Exception):
             response.close()
