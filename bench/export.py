@@ -19,12 +19,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.support.services starts the registry; gotools finds upstream
 from tests.support.gotools import tool_path  # noqa: E402
+from tests.support.peak import run_for_peak  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "layout-repo"
 BIN = Path(sys.executable).parent
@@ -59,16 +59,14 @@ def make_app(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
-def timed(cmd: list[str] | str, *, env: dict[str, str] | None = None, shell: bool = False) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of the largest process of ``cmd``."""
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise SystemExit(f"benchmark command failed: {cmd}\n{err}")
-    return wall, usage.ru_maxrss / 1024
+def timed(cmd: list[str] | str, *, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of the largest process of ``cmd``, measured from a small
+    starter (tests/support/peak.py): started from this process, it would report this one's peak."""
+    argv = ["sh", "-c", cmd] if isinstance(cmd, str) else cmd
+    done = run_for_peak(argv, env=env, stdout=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {cmd}\n{done.stderr}")
+    return done.wall, done.peak_mib
 
 
 def main() -> None:
@@ -100,7 +98,7 @@ def main() -> None:
         up_cold, up_warm = _median(runs["upstream cold"]), _median(runs["upstream warm"])
         image = oci / "index.docker.io" / "library" / "bench-app" / "latest"
         app_blob = max((p.stat().st_size for p in (image / "blobs" / "sha256").iterdir()), default=0)
-        pigz = timed(f"tar -C {work} -cf - workspace | pigz -6 > {work}/ref.tgz", shell=True)
+        pigz = timed(f"tar -C {work} -cf - workspace | pigz -6 > {work}/ref.tgz")
         pigz_size = (work / "ref.tgz").stat().st_size
         umoci = umoci_repack(work, app)
         pushed, skopeo = registry_export(work, app, env, image)

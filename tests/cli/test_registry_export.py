@@ -7,12 +7,11 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
-from typing import IO
 
 from tests.conftest import BIN, Run, base_env, require_tool
+from tests.support.peak import run_for_peak
 from tests.support.sample import push_busybox, sample_build_args
 from tests.support.services import Registry
 
@@ -86,25 +85,6 @@ def test_tags_on_another_registry_are_refused(run: Run, tmp_path: Path) -> None:
         assert sum(line.startswith("ERROR:") for line in res.stdout.splitlines()) == 1
 
 
-# Started from a small process of its own: a child's ru_maxrss keeps the high-water mark of the
-# memory it shared with its parent before exec, which for a pytest worker late in a run is well over
-# 100 MiB; this starter's is about 10 MiB (an upper bound on what it adds).
-_PEAK_STARTER = """
-import os, subprocess, sys
-proc = subprocess.Popen(sys.argv[1:])
-_, status, usage = os.wait4(proc.pid, 0)
-print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, file=sys.stderr)
-"""
-
-
-def _run_for_peak(argv: list[str], sink: IO[str]) -> tuple[int, int]:
-    """Run ``argv`` with output to ``sink``; its exit code and its own peak RSS in KiB."""
-    res = subprocess.run([sys.executable, "-c", _PEAK_STARTER, *argv], env=base_env(), stdout=sink,
-                         stderr=subprocess.PIPE, text=True, timeout=600)
-    code, peak = res.stderr.split()[-2:]
-    return int(code), int(peak)
-
-
 def test_a_large_layer_streams_to_the_registry(run: Run, registry: Registry, tmp_path: Path) -> None:
     """A 160 MiB incompressible app layer (over the 64 MiB chunked-upload threshold) is pushed in
     PATCH chunks read from its blob file: the exporter's peak memory stays under 100 MiB (issue 15),
@@ -124,11 +104,11 @@ def test_a_large_layer_streams_to_the_registry(run: Run, registry: Registry, tmp
     assert res.returncode == 0, res.stdout
     mark = registry.mark()
     log = tmp_path / "exporter.log"
-    with open(log, "w") as sink:
-        code, peak_kib = _run_for_peak([str(BIN / "exporter"), *common, "-app", str(app), image], sink)
+    with open(log, "w") as sink:  # measured from a small starter: a pytest worker's own peak is larger
+        done = run_for_peak([str(BIN / "exporter"), *common, "-app", str(app), image], env=base_env(), stdout=sink)
     out = log.read_text()
-    assert code == 0, out
-    assert peak_kib / 1024 < 100, f"peak {peak_kib / 1024:.0f} MiB"
+    assert done.returncode == 0, out + done.stderr
+    assert done.peak_mib < 100, f"peak {done.peak_mib:.0f} MiB"
     patches = [r for r in registry.requests_since(mark) if r[0] == "PATCH"]
     assert len(patches) >= 2, patches  # chunked: the layer is larger than one chunk
     digest = tomllib.loads((layers / "report.toml").read_text())["image"]["digest"]
