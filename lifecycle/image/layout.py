@@ -508,6 +508,15 @@ class BlobWriter:
         """Digest of what was written so far."""
         return "sha256:" + self._hash.hexdigest()
 
+    def open_written(self) -> int:
+        """A read-only descriptor of the file being written (the caller closes it): it stays valid
+        after the commit renames or drops the file. Bytes are readable there after :meth:`flush`."""
+        return os.open(self._tmp, os.O_RDONLY | os.O_CLOEXEC)
+
+    def flush(self) -> None:
+        """Hand what was written so far to the file, so readers of :meth:`open_written` see it."""
+        self._file.flush()
+
     def commit(self, media_type: str, pin: Path | None = None) -> m.Descriptor:
         """fsync and rename into place; an existing blob of that digest is left untouched when its
         bytes verify (a corrupt one is replaced). With ``pin``, a hard link to the bytes written

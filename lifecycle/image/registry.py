@@ -11,6 +11,7 @@ its public names are re-exported here for existing callers.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from lifecycle.errors import ImageError
 from lifecycle.image import model as m
 from lifecycle.image import ref as refs
 from lifecycle.image.auth import Keychain, normalize_registry
-from lifecycle.image.layout import Layout, host_platform
+from lifecycle.image.layout import BlobWriter, Layout, host_platform
 from lifecycle.image.referrers import Artifact, fallback_tag, with_referrer, write_artifact
 from lifecycle.image.registry_client import (
     ATTEMPTS,
@@ -35,6 +36,7 @@ from lifecycle.image.registry_client import (
     parse_challenge,
     sha256_digest,
 )
+from lifecycle.image.registry_stream import BlobStream, StreamingWriter
 from lifecycle.image.store import (
     STAGING_TAG,
     Announce,
@@ -419,17 +421,46 @@ class _Pusher:
 
 class _PushStaging(Staging):
     """A staging layout whose new layer blobs are uploaded while later layers are still built:
-    one upload at a time in a background thread, each blob streamed from its file."""
+    one upload at a time in a background thread, each blob streamed from its file; a large blob
+    is uploaded while it is still written (:mod:`lifecycle.image.registry_stream`), in a thread of
+    its own."""
 
     def __init__(self, layout: Layout, store: RegistryStore, reference: str) -> None:
         super().__init__(layout)
         self._pusher = _Pusher(store, layout, reference, ())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
+        # One thread per build worker at most streams at once; a stream mostly waits for its writer.
+        self._stream_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stream")
         self._uploads: list[Future[None]] = []
+        self._streams: list[tuple[BlobStream, Future[bool]]] = []
+        self._lock = threading.Lock()
+
+    def blob_writer(self) -> BlobWriter:
+        """A writer that starts uploading its blob once it is large (see :mod:`registry_stream`)."""
+        self.layout.init()
+        return StreamingWriter(self.layout, self._start_stream)
+
+    def _start_stream(self, fd: int) -> BlobStream:
+        stream = BlobStream(self._pusher.client, self._pusher.ref.repository, fd)
+        with self._lock:
+            self._streams.append((stream, self._stream_pool.submit(stream.run)))
+        return stream
 
     def blob_added(self, desc: m.Descriptor) -> None:
-        """Start uploading the blob (the registry's answer to ``HEAD`` comes first)."""
-        self._uploads.append(self._pool.submit(self._pusher._ensure_blob, desc))
+        """Start uploading the blob (the registry's answer to ``HEAD`` comes first); a streamed
+        blob is only waited for, and uploaded the ordinary way if its stream failed."""
+        with self._lock:
+            streamed = next((future for stream, future in self._streams if stream.digest == desc.digest), None)
+        if streamed is None:
+            self._uploads.append(self._pool.submit(self._pusher._ensure_blob, desc))
+        else:
+            self._uploads.append(self._pool.submit(self._after_stream, streamed, desc))
+
+    def _after_stream(self, streamed: Future[bool], desc: m.Descriptor) -> None:
+        if streamed.result():
+            self._pusher.done.add(desc.digest)
+        else:
+            self._pusher._ensure_blob(desc)
 
     def wait(self) -> None:
         """Wait for the uploads started so far; the first failure is raised."""
@@ -437,8 +468,13 @@ class _PushStaging(Staging):
             upload.result()
 
     def close(self) -> None:
-        """Drop uploads not yet started and wait for the one in flight (its file goes next)."""
+        """Drop uploads not yet started, give up streams still open, and wait for the requests in
+        flight (their files go next)."""
+        with self._lock:
+            for stream, _future in self._streams:
+                stream.abort()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._stream_pool.shutdown(wait=True)  # aborted streams end at once
 
 
 def _media_of(data: bytes) -> str:

@@ -405,24 +405,37 @@ class RegistryClient:
 
     def _upload_chunked(self, repository: str, desc: m.Descriptor, opener: Callable[[], IO[bytes]],
                         location: str) -> None:
-        # Each PATCH body streams its window of the file (never more than a read buffer in memory).
         offset = 0
         while offset < desc.size:
             length = min(UPLOAD_CHUNK, desc.size - offset)
-            end = offset + length - 1
-            resp = self.request("PATCH", location, scope=_push(repository), content=FileBody(opener, length, offset),
-                                ok=(202,), deadline=self.limits.operation(length),
-                                headers={"Content-Type": "application/octet-stream",
-                                         "Content-Range": f"{offset}-{end}", "Content-Length": str(length)})
-            assert resp is not None
-            resp.close()
-            location = self._location(resp)
+            location = self.upload_chunk(repository, location, opener, offset, length)
             offset += length
         with opener() as src:
             src.seek(desc.size)
             if src.read(1):
                 raise ImageError(f"blob {desc.digest} is longer than its descriptor's {desc.size} bytes")
-        url = httpx.URL(location).copy_merge_params({"digest": desc.digest})
+        self.finish_upload(repository, location, desc.digest)
+
+    def upload_chunk(self, repository: str, location: str, opener: Callable[[], IO[bytes]], offset: int,
+                     length: int) -> str:
+        """``PATCH`` the ``length`` bytes at ``offset`` of ``opener()``'s file into an upload
+        session; returns the session's next location. The body streams its window of the file
+        (never more than a read buffer in memory) and is read again by a retry."""
+        _check_repository(repository)
+        resp = self.request("PATCH", location, scope=_push(repository), content=FileBody(opener, length, offset),
+                            ok=(202,), deadline=self.limits.operation(length),
+                            headers={"Content-Type": "application/octet-stream",
+                                     "Content-Range": f"{offset}-{offset + length - 1}",
+                                     "Content-Length": str(length)})
+        assert resp is not None
+        resp.close()
+        return self._location(resp)
+
+    def finish_upload(self, repository: str, location: str, digest: str) -> None:
+        """Close an upload session whose bytes were all sent: ``PUT ?digest=`` (the registry checks it)."""
+        _check_repository(repository)
+        check_digest(digest, "blob digest")
+        url = httpx.URL(location).copy_merge_params({"digest": digest})
         resp = self.request("PUT", str(url), scope=_push(repository), content=lambda: b"", ok=(201,),
                             headers={"Content-Length": "0"})
         assert resp is not None

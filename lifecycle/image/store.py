@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Protocol, TypeVar
 
 from lifecycle.errors import ImageError, InputError
 from lifecycle.image import model as m
-from lifecycle.image.layout import Image, Layout
+from lifecycle.image.layout import BlobWriter, Image, Layout
 from lifecycle.image.resolver import Location, Resolver, split_identifier
 
 if TYPE_CHECKING:
@@ -97,6 +97,11 @@ class Staging:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
+
+    def blob_writer(self) -> BlobWriter:
+        """A writer for a new layer blob in the layout (a registry store's also starts uploading a
+        large blob while it is written)."""
+        return self.layout.blob_writer()
 
     def blob_added(self, desc: m.Descriptor) -> None:
         """A layer blob is complete in the layout (a registry store may start uploading it)."""

@@ -12,11 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from isal import isal_zlib
 
 from lifecycle.image import model as m
-from lifecycle.image.layout import BlobWriter, Layout
+from lifecycle.image.layout import BlobWriter
 from lifecycle.layers.tar import Entry, HashingSink, write_tar
 
 GZIP_LEVEL = 2
@@ -129,10 +130,18 @@ def diff_id_of(entries: Iterable[Entry]) -> str:
     return sink.digest
 
 
-def build_layer(entries: Iterable[Entry], layout: Layout) -> Layer:
-    """Stream ``entries`` into a new gzip blob in ``layout``; an existing identical blob is kept."""
+class BlobTarget(Protocol):
+    """Where a layer blob is written: a layout, or a store's staging (which may upload it too)."""
+
+    def blob_writer(self) -> BlobWriter:
+        """A writer for one new blob."""
+        ...
+
+
+def build_layer(entries: Iterable[Entry], target: BlobTarget) -> Layer:
+    """Stream ``entries`` into a new gzip blob in ``target``; an existing identical blob is kept."""
     start = time.monotonic()
-    with layout.blob_writer() as writer:
+    with target.blob_writer() as writer:
         gz = _gzip_into(writer)
         tar = HashingSink(gz)
         try:

@@ -205,7 +205,7 @@ def _build_one(plan: LayerPlan, staging: Staging, previous: StoredImage | None) 
         desc = plan.reuse.get(diff_id)
         if desc is not None:
             return Built(plan, Part(oci_layer(desc), diff_id, previous), True)
-    layer = build_layer(plan.entries(), staging.layout)
+    layer = build_layer(plan.entries(), staging)
     staging.blob_added(layer.descriptor)
     return Built(plan, Part(layer.descriptor, layer.diff_id), False, layer.seconds)
 

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 
@@ -85,12 +86,9 @@ def test_tags_on_another_registry_are_refused(run: Run, tmp_path: Path) -> None:
         assert sum(line.startswith("ERROR:") for line in res.stdout.splitlines()) == 1
 
 
-def test_a_large_layer_streams_to_the_registry(run: Run, registry: Registry, tmp_path: Path) -> None:
-    """A 160 MiB incompressible app layer (over the 64 MiB chunked-upload threshold) is pushed in
-    PATCH chunks read from its blob file: the exporter's peak memory stays under 100 MiB (issue 15),
-    and the registry holds exactly the image the report names."""
-    push_busybox(registry.host, "library/busybox-large")
-    layers, app = tmp_path / "layers", tmp_path / "app"
+def large_app(work: Path) -> tuple[Path, Path]:
+    """A layers directory and an app of one 160 MiB incompressible file (its layer is streamed)."""
+    layers, app = work / "layers", work / "app"
     (layers / "config").mkdir(parents=True)
     (layers / "config" / "metadata.toml").write_text("")
     (layers / "group.toml").write_text("")
@@ -98,6 +96,73 @@ def test_a_large_layer_streams_to_the_registry(run: Run, registry: Registry, tmp
     with open(app / "random.bin", "wb") as out:
         for _ in range(160):
             out.write(os.urandom(1 << 20))
+    return layers, app
+
+
+def start_export(run: Run, reg: Registry, work: Path, name: str) -> subprocess.Popen[str]:
+    """Analyze, then start the exporter of :func:`large_app` to ``<reg>/<name>`` (stdout piped,
+    stderr with it)."""
+    push_busybox(reg.host, f"library/busybox-{name}")
+    layers, app = large_app(work)
+    common = ["-layers", str(layers), "-insecure-registry", reg.host]
+    res = run("analyzer", *common, "-run-image", f"{reg.host}/library/busybox-{name}", f"{reg.host}/{name}")
+    assert res.returncode == 0, res.stdout
+    return subprocess.Popen([str(BIN / "exporter"), *common, "-app", str(app), f"{reg.host}/{name}"], env=base_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_patch(reg: Registry, repository: str, proc: subprocess.Popen[str]) -> None:
+    """Wait (up to 120 s) until the registry logs a PATCH into an upload session of ``repository``."""
+    deadline = time.monotonic() + 120
+    while not any(r[0] == "PATCH" and r[1].startswith(f"/v2/{repository}/blobs/uploads/") for r in reg.requests()):
+        assert proc.poll() is None and time.monotonic() < deadline, "no PATCH while the exporter ran"
+        time.sleep(0.02)
+
+
+def test_a_large_layer_is_uploaded_while_it_is_built(run: Run, registry: Registry, tmp_path: Path) -> None:
+    """The app layer's upload session has taken its first chunk before the exporter says the
+    layer is built (``Added 1/1 app layer(s)``, printed once its blob is complete): upload and build
+    overlap (issue 15). The registry holds the image the report names."""
+    name = f"{APP}-overlap"
+    proc = start_export(run, registry, tmp_path, name)
+    assert proc.stdout is not None
+    lines: list[tuple[float, str]] = [(time.time(), line) for line in iter(proc.stdout.readline, "")]
+    assert proc.wait(timeout=300) == 0, "".join(line for _, line in lines)
+    built = next(when for when, line in lines if "Added 1/1 app layer(s)" in line)
+    chunks = [when for when, method, uri, status in registry.completed()
+              if method == "PATCH" and uri.startswith(f"/v2/{name}/blobs/uploads/") and status == 202]
+    assert len(chunks) >= 2, chunks
+    assert chunks[0] < built, f"first chunk {chunks[0]:.3f}, layer built {built:.3f}"
+    digest = tomllib.loads((tmp_path / "layers" / "report.toml").read_text())["image"]["digest"]
+    inspect = json.loads(subprocess.run([require_tool("skopeo"), "inspect", "--tls-verify=false",
+                                         f"docker://{registry.host}/{name}"],
+                                        check=True, capture_output=True, text=True).stdout)
+    assert inspect["Digest"] == digest
+
+
+def test_a_registry_gone_mid_stream_is_one_error(run: Run, registry: Registry, tmp_path: Path) -> None:
+    """The registry stops while the app layer streams to it: one ``ERROR:`` line, the export exit
+    code (62, spec/exit-codes.md), no traceback, and no hang (the build does not wait for the dead
+    upload)."""
+    other = registry.start_another()
+    name = f"{APP}-gone"
+    proc = start_export(run, other, tmp_path, name)
+    wait_for_patch(other, name, proc)
+    other.stop()
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 62, out
+    errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: failed to export: "), out
+    assert out.splitlines()[-1] == errors[0]
+    assert "Traceback" not in out
+
+
+def test_a_large_layer_streams_to_the_registry(run: Run, registry: Registry, tmp_path: Path) -> None:
+    """A 160 MiB incompressible app layer (over the 64 MiB chunked-upload threshold) is pushed in
+    PATCH chunks read from its blob file: the exporter's peak memory stays under 100 MiB (issue 15),
+    and the registry holds exactly the image the report names."""
+    push_busybox(registry.host, "library/busybox-large")
+    layers, app = large_app(tmp_path)
     common = ["-layers", str(layers), "-insecure-registry", registry.host]
     image = f"{registry.host}/{APP}-large"
     res = run("analyzer", *common, "-run-image", f"{registry.host}/library/busybox-large", image)

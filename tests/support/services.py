@@ -27,12 +27,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 START_TIMEOUT = 30.0
 
+_COMPLETED = re.compile(r'^time="(?P<time>[0-9T:.-]+)Z?".*msg="response completed(?: with error)?".* '
+                        r'http\.request\.method=(?P<method>[A-Z]+) .*http\.request\.uri="?(?P<uri>[^" ]+)"? .*'
+                        r'http\.response\.status=(?P<status>\d{3})')
 _ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[0-9.]+" (?P<status>\d{3})')
 
 
@@ -118,6 +122,17 @@ class Registry:
     def requests_since(self, mark: int) -> list[tuple[str, str, int]]:
         """Requests logged after :meth:`mark` returned ``mark``."""
         return self.requests()[mark:]
+
+    def completed(self) -> list[tuple[float, str, str, int]]:
+        """(epoch seconds when the answer was complete, method, uri, status) of every request so
+        far, from the registry's "response completed" log lines (nanosecond timestamps)."""
+        out: list[tuple[float, str, str, int]] = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            match = _COMPLETED.search(line)
+            if match:
+                when = datetime.fromisoformat(match["time"][:26].rstrip("Z") + "+00:00").timestamp()
+                out.append((when, match["method"], match["uri"], int(match["status"])))
+        return out
 
     def start_another(self, *, auth: tuple[str, str] | None = None, readonly: bool = False) -> Registry:
         """Start one more registry (optionally behind htpasswd ``auth``; ``readonly``: the storage's
