@@ -16,34 +16,40 @@ import contextlib
 import importlib
 import pkgutil
 
-# Lifecycle modules that reach a registry, and what they import only when they run.
-REGISTRY_MODULES = ("lifecycle.image.registry", "lifecycle.image.registry_auth", "lifecycle.image.registry_client",
-                    "lifecycle.image.registry_transport", "lifecycle.cache.registry_image", "encodings.idna",
-                    "httpcore")
-# Lifecycle modules that reach a Docker daemon, and what they import only when they run.
-DAEMON_MODULES = ("lifecycle.image.daemon", "lifecycle.image.daemon_layers", "lifecycle.image.daemon_socket",
-                  "docker", "docker.errors", "http.client")
+# Lifecycle modules that reach a registry (by name: every ``lifecycle.image.registry*`` module and the
+# registry cache), and the library modules they import only when they run.
+REGISTRY_MODULES = ("lifecycle.image.registry", "lifecycle.cache.registry_image")
+REGISTRY_LIBRARIES = ("encodings.idna", "httpcore")
+# The same for a Docker daemon (every ``lifecycle.image.daemon*`` module).
+DAEMON_MODULES = ("lifecycle.image.daemon",)
+DAEMON_LIBRARIES = ("docker", "docker.errors", "http.client")
 # Library modules imported inside functions by the rest.
 LAZY_MODULES = ("bz2", "concurrent.futures.thread", "lzma", "tarfile", "tempfile", "unicodedata")
 
 
 def preload(*, registry: bool, daemon: bool) -> list[str]:
     """Import the lifecycle's modules and the library modules they import lazily, leaving out the
-    registry stack unless ``registry`` and the daemon stack unless ``daemon``; returns the names
-    left out."""
+    registry stack unless ``registry`` and the daemon stack unless ``daemon``; returns the
+    lifecycle modules left out."""
     import lifecycle
 
-    skipped: set[str] = set()
-    if not registry:
-        skipped.update(REGISTRY_MODULES)
-    if not daemon:
-        skipped.update(DAEMON_MODULES)
+    skipped: tuple[str, ...] = ()
+    libraries: tuple[str, ...] = LAZY_MODULES
+    if registry:
+        libraries += REGISTRY_LIBRARIES
+    else:
+        skipped += REGISTRY_MODULES
+    if daemon:
+        libraries += DAEMON_LIBRARIES
+    else:
+        skipped += DAEMON_MODULES
+    left_out: list[str] = []
     for info in pkgutil.walk_packages(lifecycle.__path__, "lifecycle."):
-        if info.name not in skipped:
+        if info.name.startswith(skipped):
+            left_out.append(info.name)
+        else:
             importlib.import_module(info.name)
-    for name in (*LAZY_MODULES, *REGISTRY_MODULES, *DAEMON_MODULES):
-        if name.startswith("lifecycle.") or name in skipped:
-            continue
+    for name in libraries:
         with contextlib.suppress(ImportError):  # optional; the code that needs it says so when used
             importlib.import_module(name)
-    return sorted(skipped)
+    return left_out
