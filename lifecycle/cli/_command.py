@@ -10,7 +10,6 @@ prepare as root and drop to the CNB user (``spec/trust-model.md``), run, and tur
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
 import os
@@ -40,6 +39,7 @@ from lifecycle.priv import (
     ensure_owner_below,
     is_root,
 )
+from lifecycle.priv.preload import preload
 
 if TYPE_CHECKING:
     from lifecycle.image.auth import Keychain
@@ -172,10 +172,8 @@ def _prepare(policy: Privileges, settings: Settings, args: tuple[str, ...], logg
     connection is opened early and nothing is dropped.
     """
     keychain = None
-    # Registry images: the default mode, and a registry cache image in any mode (decision D14).
-    cache_image = str(settings["cache-image"] or "")
-    registry_cache = bool(cache_image) and not cache_image.startswith("oci:")
-    if policy.keychain and ((not settings["oci"] and not settings["daemon"]) or registry_cache):
+    registry = _touches_registries(policy, settings)
+    if registry:
         from lifecycle.image.auth import Keychain
 
         keychain = Keychain.from_environ(settings.environ)
@@ -197,9 +195,10 @@ def _prepare(policy: Privileges, settings: Settings, args: tuple[str, ...], logg
     if policy.layout_outputs and settings["oci"]:
         _hand_layout_outputs(user, settings, (*args, *(settings["tag"] or ())))
     daemon = None
-    if policy.daemon and settings["daemon"]:
+    uses_daemon = policy.daemon and bool(settings["daemon"])
+    if uses_daemon:
         daemon = connect_daemon(settings.environ.get("DOCKER_HOST", ""))
-    _preload()
+    preload(registry=registry, daemon=uses_daemon)
     try:
         drop_to(user)
     except PrivilegeError as exc:
@@ -224,26 +223,12 @@ def _hand_layout_outputs(user: BuildUser, settings: Settings, outputs: tuple[str
             raise InputError(f"failed to chown {path} to {user.uid}:{user.gid}: {exc.strerror or exc}") from None
 
 
-# Modules imported inside functions (here or in libraries): loaded before the drop, with the rest.
-_LAZY_MODULES = ("bz2", "concurrent.futures.thread", "docker", "docker.errors", "encodings.idna", "http.client", "lzma",
-                 "tarfile", "tempfile", "unicodedata")
-
-
-def _preload() -> None:
-    """Import every module the phase may need, while we still can.
-
-    After the drop the interpreter's own files may be out of the CNB user's reach (a Python under a
-    root-only home, as on build hosts with pyenv), so anything imported lazily later would fail.
-    """
-    import pkgutil
-
-    import lifecycle
-
-    for info in pkgutil.walk_packages(lifecycle.__path__, "lifecycle."):
-        importlib.import_module(info.name)
-    for name in _LAZY_MODULES:
-        with contextlib.suppress(ImportError):  # optional; the code that needs it says so when used
-            importlib.import_module(name)
+def _touches_registries(policy: Privileges, settings: Settings) -> bool:
+    """Whether the phase may reach a registry: registry images (the default mode), or a registry
+    cache image in any mode (decision D14); only phases whose policy reads the keychain do."""
+    cache_image = str(settings["cache-image"] or "")
+    registry_cache = bool(cache_image) and not cache_image.startswith("oci:")
+    return policy.keychain and ((not settings["oci"] and not settings["daemon"]) or registry_cache)
 
 
 def _check_arity(program: str, args: tuple[str, ...], low: int, high: int | None) -> None:

@@ -22,6 +22,9 @@ VERBS = {verb: program for program, verb in PHASES.items()}
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch on ``basename(argv[0])``; returns (and exits with) the phase's exit code."""
+    from lifecycle import process
+
+    process.prepare()
     argv = list(sys.argv if argv is None else argv)
     program = os.path.basename(argv[0]) if argv else "lifecycle"
     rest = argv[1:]

@@ -23,7 +23,6 @@ from lifecycle.layers.tar import Entry, HashingSink, write_tar
 GZIP_LEVEL = 2
 GZIP_WBITS = 31  # gzip container, header mtime 0
 _BATCH = 1 << 18  # the compressor's input is cut after the write that fills this (part of the digest)
-_QUEUE_BATCHES = 1  # batches (about 1.25 MiB each) waiting for the compressor: memory, not speed
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,10 @@ class _Batches:
     consumer (compressing) use two cores: both release the GIL on large buffers.
 
     A batch ends with the write that brings it to ``_BATCH`` bytes or more, and at ``close``: the
-    same cut for the same writes (the compressor's output, so the blob digest, depends on it). The
-    queue between the threads is bounded, so memory stays flat whatever the layer's size.
+    same cut for the same writes (the compressor's output, so the blob digest, depends on it).
+    A batch is handed over, not queued: the producer waits until the consumer has taken it, so at
+    most two batches (up to about 1.25 MiB each) exist at once, whatever the layer's size. The
+    producer, reading and hashing, is faster than the compressor, so the wait costs no time.
     """
 
     def __init__(self, consume: Callable[[bytes], object], finish: Callable[[], object] = lambda: None) -> None:
@@ -50,7 +51,8 @@ class _Batches:
         self._finish = finish
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_BATCHES)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
+        self._taken = threading.Semaphore(0)  # released by the consumer for each item it takes
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="layer-batches", daemon=True)
         self._thread.start()
@@ -67,18 +69,33 @@ class _Batches:
         if self._pending:
             if self._error is not None:
                 raise self._error
-            self._queue.put(b"".join(self._pending))
+            batch = b"".join(self._pending)
             self._pending.clear()
             self._pending_size = 0
+            self._hand_over(batch)
+
+    def _hand_over(self, item: bytes | None) -> None:
+        self._queue.put(item)
+        self._taken.acquire()
+
+    def _take(self) -> bytes | None:
+        item = self._queue.get()
+        self._taken.release()
+        return item
 
     def _run(self) -> None:
+        ended = False
         try:
-            while (batch := self._queue.get()) is not None:
+            while (batch := self._take()) is not None:
                 self._consume(batch)
+                del batch  # not kept while waiting for the next one
+            ended = True
             self._finish()
         except BaseException as exc:  # handed to the producing thread (close or its next batch)
             self._error = exc
-            while self._queue.get() is not None:  # keep taking batches so the producer never blocks
+            # keep taking batches until the end so the producer never blocks (after the end, as
+            # when the final write fails on a full disk, nothing more comes)
+            while not ended and self._take() is not None:
                 pass
 
     def close(self) -> None:
@@ -87,7 +104,7 @@ class _Batches:
         try:
             self._flush_pending()
         finally:
-            self._queue.put(None)
+            self._hand_over(None)
             self._thread.join()
         if self._error is not None:
             raise self._error

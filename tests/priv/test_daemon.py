@@ -33,7 +33,7 @@ def test_no_daemon_means_no_connections(tmp_path: Path) -> None:
 _SCRIPT = r"""
 import json, os, socket, sys
 from pathlib import Path
-from lifecycle.cli._command import _preload
+from lifecycle.priv.preload import preload
 from lifecycle.image.daemon import DaemonStore
 from lifecycle.image.daemon_layers import save_layers
 from lifecycle.priv import build_user, connect_daemon, drop_to
@@ -43,7 +43,7 @@ sockets = connect_daemon(host, count=2)
 assert sockets is not None and sockets.left() == 2 and sockets.api_version
 import threading
 assert threading.active_count() == 1  # no thread before the drop
-_preload()  # this Python may live under root's home, as the phases' preload assumes
+preload(registry=False, daemon=True)  # this Python may live under root's home, as the phases' preload assumes
 drop_to(build_user(1000, 1000))
 out = {"ids": [os.getuid(), os.getgid()]}
 try:

@@ -1,0 +1,38 @@
+"""lifecycle.process: what a lifecycle program sets up in its own process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_CHECK = """
+import sys
+from lifecycle import process
+process.prepare()
+assert process.tune_allocator(), "mallopt refused"
+from lifecycle.image import model as m
+from lifecycle.files import group
+d = m.Descriptor.model_validate({"mediaType": m.OCI_LAYER_GZIP, "digest": "sha256:" + "0" * 64, "size": 3})
+assert d.size == 3
+try:
+    m.Descriptor.model_validate({"digest": "sha256:00", "size": "many"})
+except m.ValidationError as exc:
+    print(m.validation_text(exc))
+print(sorted(name for name in sys.modules if name.startswith(("importlib.metadata", "email"))))
+"""
+
+
+def test_models_validate_without_the_plugin_lookup() -> None:
+    """pydantic builds and validates models; its plugin lookup (importlib.metadata, email) never runs."""
+    res = subprocess.run([sys.executable, "-c", _CHECK], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["size: Input should be a valid integer, unable to parse string as an integer",
+                                       "[]"]
+
+
+def test_without_prepare_pydantic_looks_for_plugins() -> None:
+    """The check above can fail: without ``prepare`` the same models load importlib.metadata."""
+    code = "import sys; from lifecycle.image import model as m; m.Descriptor(digest='d', size=1); " \
+           "print('importlib.metadata' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.stdout.strip() == "True", res.stderr
