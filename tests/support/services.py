@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -36,7 +37,9 @@ START_TIMEOUT = 30.0
 
 _COMPLETED = re.compile(r'^time="(?P<time>[0-9T:.-]+)Z?".*msg="response completed(?: with error)?".* '
                         r'http\.request\.method=(?P<method>[A-Z]+) .*http\.request\.uri="?(?P<uri>[^" ]+)"? .*'
-                        r'http\.response\.status=(?P<status>\d{3})')
+                        r'http\.response\.duration=(?P<duration>\S+) http\.response\.status=(?P<status>\d{3})')
+_DURATION_PART = re.compile(r"([0-9.]+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[0-9.]+" (?P<status>\d{3})')
 
 
@@ -84,6 +87,16 @@ def bcrypt_line(user: str, password: str) -> str:
     return f"{user}:{hashed}"
 
 
+class Timed(NamedTuple):
+    """One request the registry answered, with when it started and ended (epoch seconds)."""
+
+    start: float
+    end: float
+    method: str
+    uri: str
+    status: int
+
+
 @dataclass
 class Registry:
     """A running ``docker-registry``."""
@@ -123,15 +136,16 @@ class Registry:
         """Requests logged after :meth:`mark` returned ``mark``."""
         return self.requests()[mark:]
 
-    def completed(self) -> list[tuple[float, str, str, int]]:
-        """(epoch seconds when the answer was complete, method, uri, status) of every request so
-        far, from the registry's "response completed" log lines (nanosecond timestamps)."""
-        out: list[tuple[float, str, str, int]] = []
+    def completed(self) -> list[Timed]:
+        """Every request so far with when it started and ended (epoch seconds), from the
+        registry's "response completed" log lines (nanosecond timestamps and durations)."""
+        out: list[Timed] = []
         for line in self.log_path.read_text(errors="replace").splitlines():
             match = _COMPLETED.search(line)
             if match:
-                when = datetime.fromisoformat(match["time"][:26].rstrip("Z") + "+00:00").timestamp()
-                out.append((when, match["method"], match["uri"], int(match["status"])))
+                end = datetime.fromisoformat(match["time"][:26].rstrip("Z") + "+00:00").timestamp()
+                took = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(match["duration"]))
+                out.append(Timed(end - took, end, match["method"], match["uri"], int(match["status"])))
         return out
 
     def start_another(self, *, auth: tuple[str, str] | None = None, readonly: bool = False) -> Registry:
