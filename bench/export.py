@@ -85,10 +85,12 @@ def main() -> None:
             shutil.copytree(FIXTURE, oci)
             subprocess.run([str(BIN / "analyzer"), *common, "-run-image", "busybox", "bench-app"], env=env,
                            check=True, stdout=subprocess.DEVNULL)
+            load_before = os.getloadavg()[0]
             cold = timed([str(BIN / "exporter"), *common, "-app", str(app), "bench-app"], env=env)
             pushed, skopeo = registry_export(work, app, env,
                                              oci / "index.docker.io" / "library" / "bench-app" / "latest")
-            print(f"app: {size / (1 << 20):.0f} MiB; load average {os.getloadavg()[0]:.1f} after the run")
+            print(f"app: {size / (1 << 20):.0f} MiB; load average {load_before:.1f} before, "
+                  f"{os.getloadavg()[0]:.1f} after the run")
             print_registry(cold, pushed, skopeo)
             return
         load_before = os.getloadavg()[0]

@@ -3,7 +3,8 @@
 1. **Plan** (:mod:`lifecycle.phases.export_plan`): the layers in image order and what each may
    reuse from the previous image; nothing is written.
 2. **Build**: new layers are tarred and compressed in parallel threads, streamed into blobs of the
-   store's staging layout (a registry store may upload each as soon as it is complete); a layer
+   store's staging layout (a registry store may upload each as soon as it is complete, a large
+   one while it is written); a layer
    whose diffID matches the previous image's is reused instead.
 3. **Assemble** (:func:`lifecycle.phases.export_config.app_draft`): the run image plus the layers,
    config and labels, as a :class:`~lifecycle.image.draft.Draft`.
