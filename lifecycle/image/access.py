@@ -13,7 +13,7 @@ cancelled, as ``go-containerregistry``'s ``CheckPushPermission`` does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from lifecycle.errors import ExitCode, ImageError, LifecycleError
@@ -57,18 +57,29 @@ def registry_of(reference: str) -> str:
         return ""
 
 
-def best_mirror(names: Sequence[str], target_registry: str, store: Store) -> str | None:
-    """The first accessible name on ``target_registry``, else the first accessible one."""
+def run_image_names(entry: object) -> list[str]:
+    """A run-image entry's ``image``, then its ``mirrors`` (``run.toml``'s ``[[images]]``, the
+    lifecycle label's ``runImage``): strings only, empty ones left out."""
+    if not isinstance(entry, dict):
+        return []
+    mirrors = entry.get("mirrors")
+    names = [entry.get("image"), *(mirrors if isinstance(mirrors, list) else [])]
+    return [n for n in names if isinstance(n, str) and n]
+
+
+def best_mirror(names: Sequence[str], target_registry: str, ok: Callable[[str], bool]) -> str | None:
+    """Upstream's best-mirror rule: the first name on ``target_registry`` that is ``ok``, else the
+    first other one that is (each name checked once)."""
     checked: dict[str, bool] = {}
 
-    def ok(name: str) -> bool:
+    def check(name: str) -> bool:
         if name not in checked:
-            checked[name] = accessible(store, name)
+            checked[name] = ok(name)
         return checked[name]
 
     same = [n for n in names if target_registry and registry_of(n) == target_registry]
     for name in [*same, *(n for n in names if n not in same)]:
-        if ok(name):
+        if check(name):
             return name
     return None
 
@@ -78,10 +89,8 @@ def select_run_image(entry: dict[str, object], output_image: str, store: Store) 
     accessible, with upstream's message and the names tried)."""
     from lifecycle.errors import InputError
 
-    mirrors = entry.get("mirrors")
-    names = [str(entry.get("image") or ""), *(str(x) for x in (mirrors if isinstance(mirrors, list) else []))]
-    names = [n for n in names if n]
-    chosen = best_mirror(names, registry_of(output_image), store)
+    names = run_image_names(entry)
+    chosen = best_mirror(names, registry_of(output_image), lambda name: accessible(store, name))
     if chosen is None:
         raise InputError(f"{NO_ACCESSIBLE_RUN_IMAGE} (tried: {', '.join(names)})")
     return chosen

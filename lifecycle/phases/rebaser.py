@@ -25,7 +25,7 @@ from lifecycle.api import ApiVersion
 from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
 from lifecycle.image import model as m
 from lifecycle.image import ref as refs
-from lifecycle.image.access import registry_of
+from lifecycle.image.access import NO_ACCESSIBLE_RUN_IMAGE, best_mirror, registry_of, run_image_names
 from lifecycle.image.draft import Draft, Part
 from lifecycle.image.parts import oci_layer, ref_name
 from lifecycle.image.store import ImageStore, StoredImage
@@ -121,18 +121,15 @@ class _Rebaser:
     def _run_image_from_label(self, label: dict[str, Any]) -> str:
         """``runImage.image`` and its mirrors (else ``stack.runImage``): the first one that exists
         on the app image's registry, else the first one that exists (upstream's best mirror)."""
-        names = _run_image_names(label.get("runImage"))
-        if not names:
-            names = _run_image_names(_get(label, "stack", "runImage"))
+        names = run_image_names(label.get("runImage")) or run_image_names(_get(label, "stack", "runImage"))
         if not names:
             raise _app_fail("failed to parse arguments: -run-image is required when there is no run image "
                             "metadata available")
-        registry = registry_of(self.inputs.app_image)
-        preferred = [n for n in names if registry and registry_of(n) == registry]
-        for candidate in map(_without_digest, [*preferred, *(n for n in names if n not in preferred)]):
-            if self._exists(candidate):
-                return candidate
-        raise _app_fail(f"failed to find accessible run image (tried: {', '.join(names)})")
+        chosen = best_mirror(names, registry_of(self.inputs.app_image),
+                             lambda name: self._exists(_without_digest(name)))
+        if chosen is None:
+            raise _app_fail(f"{NO_ACCESSIBLE_RUN_IMAGE} (tried: {', '.join(names)})")
+        return _without_digest(chosen)
 
     def _exists(self, reference: str) -> bool:
         try:
@@ -198,7 +195,7 @@ class _Rebaser:
     def _names_contain(self, label: dict[str, Any], new_base: StoredImage, run_ref: str) -> bool:
         """Whether the run image metadata names the new run image (digests ignored): for layouts,
         whether a recorded name resolves to the new run image's directory."""
-        names = [*_run_image_names(label.get("runImage")), *_run_image_names(_get(label, "stack", "runImage"))]
+        names = [*run_image_names(label.get("runImage")), *run_image_names(_get(label, "stack", "runImage"))]
         for name in names:
             try:
                 if self.store.names_image(name, str(new_base.path)):
@@ -342,14 +339,6 @@ def _mixins(image: StoredImage, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _fail(f"get {what} mixins: label '{MIXINS_LABEL}' is not a JSON list of strings")
     return [v.split(":", 1)[1] if ":" in v else v for v in value]
-
-
-def _run_image_names(entry: Any) -> list[str]:
-    if not isinstance(entry, dict):
-        return []
-    mirrors = entry.get("mirrors")
-    names = [entry.get("image"), *(mirrors if isinstance(mirrors, list) else [])]
-    return [n for n in names if isinstance(n, str) and n]
 
 
 def _get(data: Any, *keys: str) -> Any:
