@@ -27,9 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-import httpx
-
-from lifecycle.errors import ImageError
 from lifecycle.image import model as m
 from lifecycle.image.layout import BlobWriter, Layout
 from lifecycle.image.registry_client import CHUNKED_UPLOAD_THRESHOLD, UPLOAD_CHUNK, RegistryClient
@@ -136,7 +133,7 @@ class BlobStream:
                 if digest is not None:
                     self._client.finish_upload(self._repository, location, digest)
                     return True
-        except (ImageError, OSError, httpx.HTTPError) as exc:
+        except Exception as exc:  # whatever went wrong, the ordinary upload of the finished blob follows
             self.error = exc
         finally:
             os.close(self._fd)
