@@ -229,7 +229,8 @@ class RegistryStore:
     @contextlib.contextmanager
     def staging(self, reference: str, parent: Path | None = None) -> Iterator[Staging]:
         """A temporary sparse layout (base and reused layers stay in the registry) whose new layer
-        blobs are pushed to ``reference``'s repository as soon as each is complete."""
+        blobs are pushed to ``reference``'s repository as soon as each is complete (a large one
+        while it is written)."""
         with temporary_staging(parent, ".export-") as base:
             staging = _PushStaging(base.layout, self, reference)
             try:
