@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lifecycle.image import model as m
@@ -41,10 +42,11 @@ def _write(writer: object, size: int, hasher: hashlib._Hash) -> None:
         writer.write(data)  # type: ignore[attr-defined]
 
 
-def test_a_large_blob_is_uploaded_while_it_is_written(registry: Registry, tmp_path: Path) -> None:
-    """Chunks reach the registry before the blob is committed; after the commit the registry has
-    the blob (digest and size) and the upload used one session."""
-    repository = "stream/while-written"
+def _stream_blob(registry: Registry, tmp_path: Path, repository: str, midway: Callable[[int], None],
+                 rest: int) -> tuple[m.Descriptor, list[tuple[str, str, int]]]:
+    """Write a blob past the stream threshold through a registry staging, wait for its first
+    ``PATCH``, call ``midway(mark)``, write ``rest`` more bytes and commit. The registry must end
+    up with the blob; returns its descriptor and the blob requests the registry saw."""
     store = RegistryStore(insecure_registries=[registry.host])
     mark = registry.mark()
     hasher = hashlib.sha256()
@@ -53,8 +55,8 @@ def test_a_large_blob_is_uploaded_while_it_is_written(registry: Registry, tmp_pa
             with staging.blob_writer() as writer:
                 _write(writer, STREAM_AFTER + 16 * MIB, hasher)
                 _wait_for(registry, mark, repository, "PATCH")  # the blob is not complete yet
-                assert not [r for r in _uploads(registry, mark, repository) if r[0] == "PUT"]
-                _write(writer, 20 * MIB, hasher)
+                midway(mark)
+                _write(writer, rest, hasher)
                 desc = writer.commit(m.OCI_LAYER_GZIP)
             staging.blob_added(desc)
             staging.wait()  # type: ignore[attr-defined]
@@ -62,7 +64,18 @@ def test_a_large_blob_is_uploaded_while_it_is_written(registry: Registry, tmp_pa
         assert store.client(registry.host).blob_exists(repository, desc.digest) == desc.size
     finally:
         store.close()
-    uploads = _uploads(registry, mark, repository)
+    return desc, _uploads(registry, mark, repository)
+
+
+def test_a_large_blob_is_uploaded_while_it_is_written(registry: Registry, tmp_path: Path) -> None:
+    """Chunks reach the registry before the blob is committed; after the commit the registry has
+    the blob (digest and size) and the upload used one session."""
+    repository = "stream/while-written"
+
+    def no_put_yet(mark: int) -> None:
+        assert not [r for r in _uploads(registry, mark, repository) if r[0] == "PUT"]
+
+    desc, uploads = _stream_blob(registry, tmp_path, repository, no_put_yet, 20 * MIB)
     assert [r[0] for r in uploads if r[0] == "POST"] == ["POST"], uploads
     puts = [r for r in uploads if r[0] == "PUT"]
     assert len(puts) == 1 and f"digest={desc.digest.replace(':', '%3A')}" in puts[0][1], puts
@@ -95,24 +108,11 @@ def test_a_session_lost_mid_stream_falls_back_to_an_ordinary_upload(registry: Re
     """The registry forgets the session (its files deleted behind its back): the stream gives up, and the
     finished blob is uploaded again in a new session; the registry ends up with it."""
     repository = "stream/lost"
-    store = RegistryStore(insecure_registries=[registry.host])
-    mark = registry.mark()
-    hasher = hashlib.sha256()
-    try:
-        with store.staging(f"{registry.host}/{repository}:latest", tmp_path) as staging:
-            with staging.blob_writer() as writer:
-                _write(writer, STREAM_AFTER + 16 * MIB, hasher)
-                _wait_for(registry, mark, repository, "PATCH")
-                shutil.rmtree(registry.data_dir / "docker" / "registry" / "v2" / "repositories" / repository
-                              / "_uploads")
-                _write(writer, 40 * MIB, hasher)
-                desc = writer.commit(m.OCI_LAYER_GZIP)
-            staging.blob_added(desc)
-            staging.wait()  # type: ignore[attr-defined]
-        assert store.client(registry.host).blob_exists(repository, desc.digest) == desc.size
-    finally:
-        store.close()
-    uploads = _uploads(registry, mark, repository)
+
+    def forget_sessions(_mark: int) -> None:
+        shutil.rmtree(registry.data_dir / "docker" / "registry" / "v2" / "repositories" / repository / "_uploads")
+
+    _, uploads = _stream_blob(registry, tmp_path, repository, forget_sessions, 40 * MIB)
     assert [r[0] for r in uploads].count("POST") == 2, uploads  # the stream's session, then the fallback's
     assert any(r[0] == "PATCH" and r[2] == 404 for r in uploads), uploads
     assert [r[2] for r in uploads if r[0] == "PUT"] == [201], uploads
