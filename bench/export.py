@@ -119,6 +119,10 @@ def main() -> None:
             ratios = [o[0] / u[0] for o, u in zip(runs[f"ours {kind}"], runs[f"upstream {kind}"], strict=True)]
             print(f"{name:<36}{wall:>8.2f}{peak:>10.0f}{statistics.median(ratios):>15.2f}  "
                   f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+        for kind in ("cold", "warm"):  # upstream's peak moves with its garbage collector from round to round
+            print(f"peak MiB per round, {kind}: ours "
+                  + ", ".join(f"{r[1]:.1f}" for r in runs[f"ours {kind}"]) + "; upstream "
+                  + ", ".join(f"{r[1]:.1f}" for r in runs[f"upstream {kind}"]))
         ours_blobs = sum(p.stat().st_size for p in (image / "blobs" / "sha256").iterdir())
         up_image = work / "oci-upstream" / "index.docker.io" / "library" / "bench-app" / "latest"
         up_blobs = sum(p.stat().st_size for p in (up_image / "blobs" / "sha256").iterdir())
