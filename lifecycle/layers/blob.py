@@ -23,6 +23,7 @@ from lifecycle.layers.tar import Entry, HashingSink, write_tar
 GZIP_LEVEL = 2
 GZIP_WBITS = 31  # gzip container, header mtime 0
 _BATCH = 1 << 18  # the compressor's input is cut after the write that fills this (part of the digest)
+_HASH_CHUNK = 1 << 18  # reads when only hashing: the same diffID for any size, and less in memory
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def diff_id_of(entries: Iterable[Entry]) -> str:
     """Only the diffID (sha256 of the tar), nothing written: the cheap reuse check. Hashed in the
     caller's thread: a hashing thread would save a little time for a few MiB of batches in flight."""
     sink = HashingSink()
-    write_tar(entries, sink)
+    write_tar(entries, sink, chunk=_HASH_CHUNK)
     return sink.digest
 
 

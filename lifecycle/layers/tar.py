@@ -248,11 +248,12 @@ def _general_header(entry: Entry, name: bytes, linkname: bytes, size: int, typef
 _ZEROS = bytes(BLOCK)
 
 
-def write_tar(entries: Iterable[Entry], sink: Sink) -> None:
+def write_tar(entries: Iterable[Entry], sink: Sink, *, chunk: int = CHUNK) -> None:
     """Stream ``entries`` as a tar into ``sink`` (Go-style end: two zero blocks).
 
     The sink sees the same sequence of writes for the same entries (a header, then a file's bytes
-    in chunks of at most ``CHUNK``, then its padding): a compressing sink's output depends on it.
+    in chunks of at most ``chunk``, then its padding): a compressing sink's output depends on it,
+    so a layer's blob is always written with ``CHUNK``; a sink that only hashes may use less.
     """
     write = sink.write
     for entry in entries:
@@ -263,10 +264,10 @@ def write_tar(entries: Iterable[Entry], sink: Sink) -> None:
         fd = os.open(entry.source, os.O_RDONLY)  # raw reads: no buffer object, no isatty probe
         try:
             while remaining > 0:
-                chunk = _read_exactly(fd, min(CHUNK, remaining), entry.source)
-                write(chunk)
-                remaining -= len(chunk)
-                del chunk  # freed before the next read allocates its chunk (1 MiB less at peak)
+                data = _read_exactly(fd, min(chunk, remaining), entry.source)
+                write(data)
+                remaining -= len(data)
+                del data  # freed before the next read allocates its own (1 MiB less at peak)
         finally:
             os.close(fd)
         pad = (-entry.size) % BLOCK

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 
 import pytest
 
+from lifecycle.image.layout import Layout
 from lifecycle.layers import blob
+from lifecycle.layers.tar import CHUNK, Entry, HashingSink, write_tar
 
 
 def _close_within(batches: blob._Batches, seconds: float) -> BaseException | None:
@@ -62,3 +66,17 @@ def test_a_failing_consumer_never_blocks_the_producer(batches_before_failure: in
         for _ in range(50):  # the producer learns of the failure at a later batch
             batches.write(b"z" * blob._BATCH)
     assert isinstance(_close_within(batches, 30), OSError)
+
+
+def test_the_reuse_check_hashes_the_same_tar_as_a_built_layer(tmp_path: Path) -> None:
+    """``diff_id_of`` reads in smaller pieces than a layer build; the diffID is the same."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 * CHUNK + 12345))
+    entries = [Entry("/big.bin", "file", 0o644, 0, 0, source=big, size=big.stat().st_size),
+               Entry("/d", "dir", 0o755, 0, 0)]
+    sink = HashingSink()
+    write_tar(entries, sink)
+    assert blob.diff_id_of(entries) == sink.digest
+    layout = Layout(tmp_path / "layout")
+    layout.init()
+    assert blob.build_layer(entries, layout).diff_id == sink.digest
