@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lifecycle.errors import InputError
+from lifecycle.fs.tree import read_upto
 
 DOCKER_HUB = "index.docker.io"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
@@ -155,7 +156,7 @@ def _read_small(path: Path) -> bytes | None:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_CONFIG + 1)
+            data = read_upto(f, MAX_CONFIG + 1)
         return data if len(data) <= MAX_CONFIG else None
     except OSError:
         return None

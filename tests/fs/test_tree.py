@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.fs import NotRegularError, Tree, TreeError
+from lifecycle.fs import NotRegularError, Tree, TreeError, tree
 
 
 @pytest.fixture
@@ -58,3 +58,13 @@ def test_walk_does_not_enter_symlinked_dirs(tree_dir: Path) -> None:
     with Tree.open(tree_dir) as tree:
         entries = {e.rel: e for e in tree.walk()}
     assert "dirlink/secret" not in entries and not entries["dirlink"].is_dir
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 200_000])
+def test_read_upto_reads_in_pieces_what_one_read_would(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    for limit in (0, 1, 65536, 100_000, size, size + 1, 1 << 24):
+        with open(path, "rb") as f:
+            assert tree.read_upto(f, limit) == data[:limit]
