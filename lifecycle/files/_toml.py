@@ -43,11 +43,6 @@ def load(path: Path, *, missing_ok: bool = False, error: type[LifecycleError] = 
         raise error(f"failed to parse {path}: nested too deeply") from None
 
 
-def read(path: Path, *, missing_ok: bool = False) -> dict[str, Any] | None:
-    """Parse a TOML file; a missing file gives None when ``missing_ok``, else an input error."""
-    return load(path, missing_ok=missing_ok)
-
-
 def validate(model: type[M], data: Any, path: Path, error: type[LifecycleError] = InputError) -> M:
     """``model.model_validate(data)``; wrong types are ``error`` naming the file and the field."""
     try:

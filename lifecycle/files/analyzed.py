@@ -68,7 +68,7 @@ class Analyzed(KebabModel):
 
 def read(path: Path) -> Analyzed | None:
     """Read ``analyzed.toml``; None when the file does not exist."""
-    data = _toml.read(path, missing_ok=True)
+    data = _toml.load(path, missing_ok=True)
     if data is None:
         return None
     return _toml.validate(Analyzed, data, path)

@@ -120,7 +120,7 @@ def read(path: Path) -> BuildpackToml:
     """Read a ``buildpack.toml``; errors are :class:`LifecycleError` (code 1, callers re-wrap)."""
     path = Path(path)
     try:
-        data = _toml.read(path)
+        data = _toml.load(path)
         descriptor = BuildpackToml.model_validate(data or {})
     except LifecycleError as exc:
         raise LifecycleError(exc.message) from None

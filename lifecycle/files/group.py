@@ -74,7 +74,7 @@ class Group(KebabModel):
 
 def read(path: Path) -> Group:
     """Read ``group.toml``; a missing or unparsable file is an input error (exit 3)."""
-    data = _toml.read(Path(path))
+    data = _toml.load(Path(path))
     return _toml.validate(Group, data or {}, path)
 
 

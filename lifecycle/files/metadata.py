@@ -119,7 +119,7 @@ class BuildMetadata(KebabModel):
 
 def read(path: Path) -> BuildMetadata:
     """Read ``metadata.toml``; a missing or unparsable file is an input error (exit 3)."""
-    data = _toml.read(Path(path))
+    data = _toml.load(Path(path))
     return _toml.validate(BuildMetadata, data or {}, path)
 
 

@@ -49,4 +49,4 @@ class Order(KebabModel):
 
 def read(path: Path) -> Order:
     """Read ``order.toml``; a missing or unparsable file is an input error."""
-    return _toml.validate(Order, _toml.read(Path(path)) or {}, path)
+    return _toml.validate(Order, _toml.load(Path(path)) or {}, path)

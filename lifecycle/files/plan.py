@@ -123,7 +123,7 @@ class BuildpackPlan(KebabModel):
 
 def read(path: Path) -> Plan:
     """Read ``plan.toml``; a missing or unparsable file is an input error."""
-    return _toml.validate(Plan, _toml.read(Path(path)) or {}, path)
+    return _toml.validate(Plan, _toml.load(Path(path)) or {}, path)
 
 
 def write(path: Path, plan: Plan) -> None:

@@ -43,7 +43,7 @@ class System(KebabModel):
 
 def read(path: Path) -> System | None:
     """Read ``system.toml``; None when it does not exist."""
-    data = _toml.read(Path(path), missing_ok=True)
+    data = _toml.load(Path(path), missing_ok=True)
     if data is None:
         return None
     return _toml.validate(System, (data.get("system") if isinstance(data, dict) else None) or {}, path)

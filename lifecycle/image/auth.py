@@ -23,13 +23,12 @@ import base64
 import binascii
 import json
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lifecycle.errors import InputError
-from lifecycle.fs.tree import read_upto
+from lifecycle.fs.tree import read_file
 
 DOCKER_HUB = "index.docker.io"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
@@ -147,21 +146,11 @@ def parse_docker_config(path: Path | None) -> dict[str, Credential]:
 
 def _read_small(path: Path) -> bytes | None:
     """The file's bytes when it is a regular file of at most :data:`MAX_CONFIG` bytes, else None
-    (a FIFO or device in its place neither blocks nor is read)."""
+    (a FIFO or device in its place neither blocks nor is read: ``fs.read_file``)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_file(path, MAX_CONFIG)
     except OSError:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = read_upto(f, MAX_CONFIG + 1)
-        return data if len(data) <= MAX_CONFIG else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 class Keychain:

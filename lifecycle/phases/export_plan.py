@@ -22,7 +22,7 @@ from lifecycle.errors import ExitCode, InputError, LifecycleError
 from lifecycle.files import group as group_file
 from lifecycle.files import layer as layer_file
 from lifecycle.files import metadata as metadata_file
-from lifecycle.files._toml import read as read_toml
+from lifecycle.files._toml import load as read_toml
 from lifecycle.image import model as m
 from lifecycle.launch.table import render_table
 from lifecycle.layers import slices as app_slices

@@ -26,7 +26,7 @@ from typing import Any
 
 from lifecycle.errors import ExitCode, ImageError, InputError, LifecycleError
 from lifecycle.files import metadata as metadata_file
-from lifecycle.files._toml import read as read_toml
+from lifecycle.files._toml import load as read_toml
 from lifecycle.image import model as m
 from lifecycle.image.draft import Draft, Part
 from lifecycle.image.parts import layer_descriptors, oci_layer, ref_name
