@@ -7,6 +7,7 @@ diffID never depends on the compressor.
 
 from __future__ import annotations
 
+import mmap
 import queue
 import threading
 import time
@@ -18,12 +19,17 @@ from isal import isal_zlib
 
 from lifecycle.image import model as m
 from lifecycle.image.layout import BlobWriter
-from lifecycle.layers.tar import Entry, HashingSink, write_tar
+from lifecycle.layers.tar import CHUNK, Entry, HashingSink, write_tar
 
 GZIP_LEVEL = 2
 GZIP_WBITS = 31  # gzip container, header mtime 0
-_BATCH = 1 << 18  # the compressor's input is cut after the write that fills this (part of the digest)
-_HASH_CHUNK = 1 << 18  # reads when only hashing: the same diffID for any size, and less in memory
+# The compressor is fed the tar in pieces of _PIECE bytes, the last one shorter: the blob (its
+# digest) is a function of the tar bytes alone, whatever the reads and batches. Pieces are small so
+# that each output the compressor allocates is too: outputs of 64 KiB stay in the C heap's free
+# lists, while megabyte-sized ones, freed between smaller blocks, grew the heap by 4-5 MiB.
+_PIECE = 1 << 16
+_BATCH = 1 << 18  # handed to the compressor once this much is filled: few thread handovers
+_BUFFER = _BATCH + CHUNK + (1 << 16)  # room for a batch: under _BATCH, then a chunk or a header
 
 
 @dataclass(frozen=True)
@@ -40,46 +46,79 @@ class _Batches:
     thread of its own, so the caller's thread (walking, reading and hashing the tar) and the
     consumer (compressing) use two cores: both release the GIL on large buffers.
 
-    A batch ends with the write that brings it to ``_BATCH`` bytes or more, and at ``close``: the
-    same cut for the same writes (the compressor's output, so the blob digest, depends on it).
-    A batch is handed over, not queued: the producer waits until the consumer has taken it, so at
-    most two batches (up to about 1.25 MiB each) exist at once, whatever the layer's size. The
+    Once a write brings the batch to ``_BATCH`` bytes or more, its whole ``_PIECE``s are handed
+    over and the rest starts the next batch; ``close`` hands over the rest. So every batch but
+    the last is whole pieces, and the consumer can cut the stream into pieces at the same
+    places whatever the writes were. Batches are filled in two buffers in turn, file bytes read
+    straight into them (``reserve``): a batch is handed over, not queued, so when the producer
+    hands over one buffer the consumer has finished with the other, which the producer fills
+    next. A layer of any size so holds two buffers of at most about 0.5 MiB each, and allocates
+    nothing per chunk; they are anonymous mappings, whose untouched pages cost nothing and which
+    go back to the system whole. ``consume`` sees a view that is valid only during the call. The
     producer, reading and hashing, is faster than the compressor, so the wait costs no time.
     """
 
-    def __init__(self, consume: Callable[[bytes], object], finish: Callable[[], object] = lambda: None) -> None:
+    def __init__(self, consume: Callable[[memoryview], object], finish: Callable[[], object] = lambda: None) -> None:
         self._consume = consume
         self._finish = finish
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
+        self._buffers: list[mmap.mmap | None] = [None, None]
+        self._current = 0
+        self._filled = 0
+        self._queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=1)
         self._taken = threading.Semaphore(0)  # released by the consumer for each item it takes
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="layer-batches", daemon=True)
         self._thread.start()
 
+    def reserve(self, size: int) -> memoryview:
+        """Room for the next ``size`` bytes in the current batch (see ``commit``)."""
+        need = self._filled + size
+        buffer = self._buffers[self._current]
+        if buffer is None or len(buffer) < need:
+            # untouched pages of a mapping cost no memory: room for a whole batch from the start
+            grown = mmap.mmap(-1, max(need, _BUFFER))
+            if buffer is not None:
+                grown[:self._filled] = buffer[:self._filled]
+            self._buffers[self._current] = buffer = grown
+        return memoryview(buffer)[self._filled:need]
+
+    def commit(self, size: int) -> None:
+        """The ``size`` reserved bytes are in place; hand the batch over once it is large enough."""
+        self._filled += size
+        if self._filled >= _BATCH:
+            self._flush_pending(whole=True)
+
     def write(self, data: bytes, /) -> int:
         """Add ``data`` to the current batch; hand the batch over once it is large enough."""
-        self._pending.append(data)
-        self._pending_size += len(data)
-        if self._pending_size >= _BATCH:
-            self._flush_pending()
+        with self.reserve(len(data)) as room:
+            room[:] = data
+        self.commit(len(data))
         return len(data)
 
-    def _flush_pending(self) -> None:
-        if self._pending:
-            if self._error is not None:
-                raise self._error
-            batch = b"".join(self._pending)
-            self._pending.clear()
-            self._pending_size = 0
-            self._hand_over(batch)
+    def _flush_pending(self, *, whole: bool = False) -> None:
+        """Hand over what is filled; with ``whole``, only whole pieces, the rest moves to the
+        start of the next buffer."""
+        if not self._filled:
+            return
+        if self._error is not None:
+            raise self._error
+        buffer = self._buffers[self._current]
+        assert buffer is not None
+        size = self._filled - self._filled % _PIECE if whole else self._filled
+        rest = self._filled - size
+        self._filled = 0
+        self._current ^= 1
+        self._hand_over(memoryview(buffer)[:size])
+        if rest:  # the consumer has finished the next buffer, and only reads the handed-over part
+            with self.reserve(rest) as room:
+                room[:] = buffer[size:size + rest]
+            self._filled = rest
 
-    def _hand_over(self, item: bytes | None) -> None:
+    def _hand_over(self, item: memoryview | None) -> None:
         self._queue.put(item)
         self._taken.acquire()
 
-    def _take(self) -> bytes | None:
+    def _take(self) -> memoryview | None:
         item = self._queue.get()
         self._taken.release()
         return item
@@ -88,16 +127,16 @@ class _Batches:
         ended = False
         try:
             while (batch := self._take()) is not None:
-                self._consume(batch)
-                del batch  # not kept while waiting for the next one
+                with batch:
+                    self._consume(batch)
             ended = True
             self._finish()
         except BaseException as exc:  # handed to the producing thread (close or its next batch)
             self._error = exc
             # keep taking batches until the end so the producer never blocks (after the end, as
             # when the final write fails on a full disk, nothing more comes)
-            while not ended and self._take() is not None:
-                pass
+            while not ended and (batch := self._take()) is not None:
+                batch.release()
 
     def close(self) -> None:
         """Hand over the last batch and wait until everything is consumed; raises what the
@@ -107,18 +146,20 @@ class _Batches:
         finally:
             self._hand_over(None)
             self._thread.join()
+            self._buffers = [None, None]  # unmapped as soon as no view is left
         if self._error is not None:
             raise self._error
 
 
 def _gzip_into(writer: BlobWriter) -> _Batches:
-    """tar bytes -> gzip -> ``writer``, in the batches' thread."""
+    """tar bytes -> gzip -> ``writer``, in the batches' thread, a ``_PIECE`` at a time."""
     compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, GZIP_WBITS)
 
-    def consume(batch: bytes) -> None:
-        out = compressor.compress(batch)
-        if out:
-            writer.write(out)
+    def consume(batch: memoryview) -> None:
+        for start in range(0, len(batch), _PIECE):
+            out = compressor.compress(batch[start:start + _PIECE])
+            if out:
+                writer.write(out)
 
     return _Batches(consume, lambda: writer.write(compressor.flush()))
 
@@ -127,7 +168,7 @@ def diff_id_of(entries: Iterable[Entry]) -> str:
     """Only the diffID (sha256 of the tar), nothing written: the cheap reuse check. Hashed in the
     caller's thread: a hashing thread would save a little time for a few MiB of batches in flight."""
     sink = HashingSink()
-    write_tar(entries, sink, chunk=_HASH_CHUNK)
+    write_tar(entries, sink)
     return sink.digest
 
 

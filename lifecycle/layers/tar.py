@@ -9,17 +9,18 @@ kept, sockets are skipped. Bytes go straight to a sink; a layer is never held in
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import posixpath
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 NORMALIZED_MTIME = 315532801  # 1980-01-01T00:00:01Z
 BLOCK = 512
-CHUNK = 1 << 20
+CHUNK = 1 << 18  # a file is read in pieces of this size
 
 
 class Sink(Protocol):
@@ -27,6 +28,29 @@ class Sink(Protocol):
 
     def write(self, data: bytes, /) -> int | None:
         """Consume bytes."""
+        ...
+
+
+@runtime_checkable
+class FileSink(Sink, Protocol):
+    """A sink that reads a file's bytes itself, into memory it reuses: the same as ``write`` of
+    those bytes, without a new buffer for every chunk."""
+
+    def write_file(self, fd: int, size: int, source: str | Path) -> None:
+        """Consume exactly ``size`` bytes read from ``fd``."""
+        ...
+
+
+@runtime_checkable
+class Reserving(Sink, Protocol):
+    """A sink whose buffer a producer may fill in place: ``reserve`` room, fill it, ``commit``."""
+
+    def reserve(self, size: int) -> memoryview:
+        """Writable room for the next ``size`` bytes; valid until ``commit``."""
+        ...
+
+    def commit(self, size: int) -> None:
+        """The reserved bytes are filled: the same as ``write`` of them."""
         ...
 
 
@@ -248,14 +272,15 @@ def _general_header(entry: Entry, name: bytes, linkname: bytes, size: int, typef
 _ZEROS = bytes(BLOCK)
 
 
-def write_tar(entries: Iterable[Entry], sink: Sink, *, chunk: int = CHUNK) -> None:
+def write_tar(entries: Iterable[Entry], sink: Sink) -> None:
     """Stream ``entries`` as a tar into ``sink`` (Go-style end: two zero blocks).
 
-    The sink sees the same sequence of writes for the same entries (a header, then a file's bytes
-    in chunks of at most ``chunk``, then its padding): a compressing sink's output depends on it,
-    so a layer's blob is always written with ``CHUNK``; a sink that only hashes may use less.
+    The sink sees a header, then a file's bytes in chunks of at most ``CHUNK`` (read by the sink
+    itself when it is a ``FileSink``), then its padding. Nothing downstream depends on where the
+    writes split: the compressor cuts the stream into pieces of its own (``layers.blob``).
     """
     write = sink.write
+    write_file = sink.write_file if isinstance(sink, FileSink) else None
     for entry in entries:
         write(_header(entry))
         if entry.kind != "file" or entry.source is None:
@@ -264,10 +289,15 @@ def write_tar(entries: Iterable[Entry], sink: Sink, *, chunk: int = CHUNK) -> No
         fd = os.open(entry.source, os.O_RDONLY)  # raw reads: no buffer object, no isatty probe
         try:
             while remaining > 0:
-                data = _read_exactly(fd, min(chunk, remaining), entry.source)
-                write(data)
-                remaining -= len(data)
-                del data  # freed before the next read allocates its own (1 MiB less at peak)
+                size = min(CHUNK, remaining)
+                if write_file is not None:
+                    write_file(fd, size, entry.source)
+                else:
+                    data = bytearray(size)
+                    read_into(fd, memoryview(data), entry.source)
+                    write(data)  # type: ignore[arg-type]  # sinks take any buffer
+                    del data  # freed before the next read allocates its own
+                remaining -= size
         finally:
             os.close(fd)
         pad = (-entry.size) % BLOCK
@@ -276,28 +306,30 @@ def write_tar(entries: Iterable[Entry], sink: Sink, *, chunk: int = CHUNK) -> No
     write(_ZEROS * 2)
 
 
-def _read_exactly(fd: int, size: int, source: str | Path) -> bytes:
-    data = os.read(fd, size)
-    if len(data) == size:
-        return data
-    pieces = [data]
-    got = len(data)
+def read_into(fd: int, view: memoryview, source: str | Path) -> None:
+    """Fill ``view`` from ``fd``; a file that ends before it is full shrank while being read."""
+    got, size = 0, len(view)
     while got < size:
-        more = os.read(fd, size - got)
-        if not more:
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
             raise OSError(f"{source} shrank while being archived")
-        pieces.append(more)
-        got += len(more)
-    return b"".join(pieces)
+        got += n
 
 
 class HashingSink:
-    """Passes bytes through to ``inner`` while computing their sha256 (the diffID)."""
+    """Passes bytes through to ``inner`` while computing their sha256 (the diffID).
+
+    File bytes are read straight into ``inner``'s buffer when it lends one (``Reserving``), or
+    else into one scratch buffer of this sink's: no new buffer per chunk. Buffers are anonymous
+    mappings: only the pages a chunk fills are ever touched, and they go back to the system
+    whole, not into the C heap, where a megabyte-sized block freed between smaller ones stays."""
 
     def __init__(self, inner: Sink | None = None) -> None:
         self.inner = inner
         self.hash = hashlib.sha256()
         self.size = 0
+        self._lender = inner if isinstance(inner, Reserving) else None  # checked once: a slow check
+        self._scratch: mmap.mmap | None = None
 
     def write(self, data: bytes, /) -> int:
         """Hash and forward."""
@@ -306,6 +338,27 @@ class HashingSink:
         if self.inner is not None:
             self.inner.write(data)
         return len(data)
+
+    def write_file(self, fd: int, size: int, source: str | Path) -> None:
+        """Read ``size`` bytes of ``fd`` into the inner sink's buffer (or this sink's), hash and
+        forward them."""
+        lender = self._lender
+        if lender is not None:
+            with lender.reserve(size) as view:
+                read_into(fd, view, source)
+                self.hash.update(view)
+            self.size += size
+            lender.commit(size)
+            return
+        inner = self.inner
+        if self._scratch is None or len(self._scratch) < size:
+            self._scratch = mmap.mmap(-1, max(size, CHUNK))  # untouched pages cost nothing
+        with memoryview(self._scratch)[:size] as view:
+            read_into(fd, view, source)
+            self.hash.update(view)
+            self.size += size
+            if inner is not None:
+                inner.write(view)  # type: ignore[arg-type]  # file-likes take any buffer
 
     @property
     def digest(self) -> str:

@@ -45,7 +45,7 @@ class _Recorder:
 
 
 def test_writes_header_chunks_and_padding_in_order(tmp_path: Path) -> None:
-    """A compressing sink's output depends on where writes split: header, CHUNK-sized reads, padding."""
+    """What a plain sink sees: the header, the file in CHUNK-sized reads, then its padding."""
     big = tmp_path / "big"
     big.write_bytes(b"x" * (2 * CHUNK + 5))
     sink = _Recorder()
