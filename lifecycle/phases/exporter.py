@@ -39,6 +39,7 @@ from lifecycle.phases.daemon_export import fill, update_launch_cache
 from lifecycle.phases.export_plan import ExportPlan, LayerPlan, PlanInputs, Slot, fail, plan_export, read_metadata
 from lifecycle.phases.save import ExportResult, save_image
 from lifecycle.phases.sbom_referrer import attach_launch_sbom
+from lifecycle.process import release_free_memory
 
 DEFAULT_CREATED = "1980-01-01T00:00:01Z"
 
@@ -106,6 +107,7 @@ def _export(inputs: ExportInputs, store: ImageStore, logger: Any) -> ExportResul
     write_table(config_dir, plan.metadata)
     with store.staging(inputs.output_image, inputs.layers) as staging:
         # 2. build
+        release_free_memory()  # what planning freed, before the layers' buffers are allocated
         built = build_layers(plan.layers, staging, previous, prev_by_diff, inputs.workers, logger)
         # 3. assemble
         draft = assemble(inputs, plan, run_image, built, logger)
