@@ -20,7 +20,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 NORMALIZED_MTIME = 315532801  # 1980-01-01T00:00:01Z
 BLOCK = 512
-CHUNK = 1 << 18  # a file is read in pieces of this size
+CHUNK = 1 << 17  # a file is read in pieces of this size
 
 
 class Sink(Protocol):

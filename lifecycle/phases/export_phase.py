@@ -33,12 +33,12 @@ def export_all(inputs: ExportInputs, store: ImageStore, cache: Cache | None, *, 
                logger: Any) -> None:
     """Export the image and, with a cache, the cache (concurrently with ``parallel``; a cache
     failure is a warning); then write ``report``."""
-    from lifecycle.files import group as group_file
-    from lifecycle.phases.cache_export import export_cache
-
     if cache is None:
         write_report(report, export(inputs, store, logger))
         return
+    from lifecycle.files import group as group_file  # the cache's modules only when there is one
+    from lifecycle.phases.cache_export import export_cache
+
     entries = group_file.read(inputs.group).group if inputs.group.exists() else []
 
     def write_cache() -> None:

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lifecycle.archive import ArchiveError, HashingReader, extract_layer, remove_tree
 from lifecycle.errors import ImageError
 from lifecycle.image.model import loads
 from lifecycle.image.store import ImageStore, StoredImage
@@ -32,6 +31,9 @@ def restore_previous_sbom(image: StoredImage, layers: Path, logger: Any, store: 
     if sha not in image.diff_ids:
         logger.warning(f"Not restoring SBOM from previous image: it has no layer {sha}")
         return False
+    # tar extraction (and tarfile) only when there is an SBOM to restore: a cold export never loads it
+    from lifecycle.archive import ArchiveError, HashingReader, extract_layer, remove_tree
+
     prev_layers = _env(image, "CNB_LAYERS_DIR") or "/layers"
     target = layers / "sbom" / "launch"
     staging = layers / "sbom" / f".launch-restore-{os.getpid()}"

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import select
-import socket
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # imported when a daemon is connected: a layout or registry phase never loads it
+    import socket
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 CONNECTIONS = 4  # one serves a run whose answers are all read through; spares for abandoned streams
@@ -111,6 +114,8 @@ def connect_daemon(host: str, count: int = CONNECTIONS) -> DaemonSockets | None:
     path = socket_path(host)
     if path is None:
         return None
+    import socket
+
     sockets: list[socket.socket] = []
     version = ""
     try:

@@ -24,7 +24,7 @@ REGISTRY_LIBRARIES = ("encodings.idna", "httpcore")
 DAEMON_MODULES = ("lifecycle.image.daemon",)
 DAEMON_LIBRARIES = ("docker", "docker.errors", "http.client")
 # Library modules imported inside functions by the rest.
-LAZY_MODULES = ("bz2", "concurrent.futures.thread", "lzma", "tarfile", "tempfile", "unicodedata")
+LAZY_MODULES = ("bz2", "concurrent.futures.thread", "lzma", "socket", "tarfile", "tempfile", "unicodedata")
 
 
 def preload(*, registry: bool, daemon: bool) -> list[str]:
