@@ -24,8 +24,8 @@ GZIP_LEVEL = 2
 GZIP_WBITS = 31  # gzip container, header mtime 0
 # The compressor is fed the tar in pieces of _PIECE bytes, the last one shorter: the blob (its
 # digest) is a function of the tar bytes alone, whatever the reads and batches. Pieces are small so
-# that each output the compressor allocates is too: outputs of 64 KiB stay in the C heap's free
-# lists, while megabyte-sized ones, freed between smaller blocks, grew the heap by 4-5 MiB.
+# that what each call returns is too (isal emits bursts of up to 128 KiB): fed 1 MiB at a time, it
+# returned megabyte-sized outputs which, freed between smaller blocks, grew the C heap by 4-5 MiB.
 _PIECE = 1 << 16
 _BATCH = 1 << 17  # handed to the compressor once this much is filled (smaller: more handovers)
 _BUFFER = _BATCH + CHUNK + (1 << 16)  # room for a batch: under _BATCH, then a chunk or a header
