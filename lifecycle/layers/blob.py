@@ -22,6 +22,10 @@ from lifecycle.layers.tar import CHUNK, Entry, HashingSink, write_tar
 
 GZIP_LEVEL = 2
 GZIP_WBITS = 31  # gzip container, header mtime 0
+# isal's small hash tables for the level (zlib's memLevel 2-3): 0.7 MiB lower export peak than its
+# default, faster (151 against 126 MiB/s on the bench app's files, measured apart: they stay in
+# the CPU's caches) and the same size within 0.001% (part of the digest, like the level)
+GZIP_MEM_LEVEL = 2
 # The compressor is fed the tar in pieces of _PIECE bytes, the last one shorter: the blob (its
 # digest) is a function of the tar bytes alone, whatever the reads and batches. Pieces are small so
 # that what each call returns is too (isal emits bursts of up to 128 KiB): fed 1 MiB at a time, it
@@ -160,7 +164,7 @@ class _Batches:
 
 def _gzip_into(writer: BlobWriter) -> _Batches:
     """tar bytes -> gzip -> ``writer``, in the batches' thread, a ``_PIECE`` at a time."""
-    compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, GZIP_WBITS)
+    compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, GZIP_WBITS, GZIP_MEM_LEVEL)
 
     def consume(batch: memoryview) -> None:
         for start in range(0, len(batch), _PIECE):
