@@ -1,6 +1,7 @@
 """What a lifecycle program sets up in its own process before a phase runs: the C allocator's
-settings, and pydantic without plugins. Called once by the entry point (``lifecycle.cli.main``);
-library users keep their process as it is.
+settings, and pydantic without plugins (``prepare``, called once by the entry point,
+``lifecycle.cli.main``; library users keep their process as it is). And ``release_free_memory``,
+which the exporter calls before its layer builds: harmless in any process.
 """
 
 from __future__ import annotations
@@ -66,6 +67,6 @@ def disable_pydantic_plugins() -> None:
 
 
 def prepare() -> None:
-    """Both of the above, first thing in a lifecycle program."""
+    """``tune_allocator`` and ``disable_pydantic_plugins``, first thing in a lifecycle program."""
     tune_allocator()
     disable_pydantic_plugins()

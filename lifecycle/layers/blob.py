@@ -119,8 +119,8 @@ class _Batches:
         self._current ^= 1
         self._hand_over(memoryview(buffer)[:size])
         if rest:  # the consumer has finished the next buffer, and only reads the handed-over part
-            with self.reserve(rest) as room:
-                room[:] = buffer[size:size + rest]
+            with self.reserve(rest) as room, memoryview(buffer) as filled:
+                room[:] = filled[size:size + rest]
             self._filled = rest
 
     def _hand_over(self, item: memoryview | None) -> None:
